@@ -1,0 +1,53 @@
+/**
+ * The seam between the ONC RPC server (rpc-server.ts: record marking, call parsing, replies,
+ * rejections) and the programs it serves (portmapper, MOUNT v3, NFS v3). A program never sees the
+ * RPC header; it gets a decoded call context and its argument bytes, and returns its result bytes.
+ */
+import type { Reader } from '@jsonjoy.com/buffers/lib/Reader';
+
+export const enum AuthFlavor {
+  NONE = 0,
+  SYS = 1,
+}
+
+export interface AuthSys {
+  stamp: number;
+  machine: string;
+  uid: number;
+  gid: number;
+  gids: number[];
+}
+
+export interface RpcCallContext {
+  xid: number;
+  prog: number;
+  vers: number;
+  proc: number;
+  flavor: AuthFlavor;
+  /** present when flavor is AUTH_SYS */
+  sys?: AuthSys;
+  remoteAddress: string;
+  remotePort: number;
+  transport: 'tcp' | 'udp';
+}
+
+/** accept_stat / reject outcomes a program may ask for. SUCCESS carries the encoded results. */
+export type ProgramResult =
+  | { kind: 'success'; body: Uint8Array }
+  | { kind: 'proc_unavail' }
+  | { kind: 'garbage_args' }
+  | { kind: 'system_err' }
+  /** reply MSG_DENIED / AUTH_ERROR with this auth_stat (e.g. 5 = AUTH_TOOWEAK) */
+  | { kind: 'auth_error'; stat: number }
+  /** send nothing (e.g. a duplicate in progress) */
+  | { kind: 'drop' };
+
+export interface RpcProgram {
+  readonly prog: number;
+  /** supported versions, ascending; others get PROG_MISMATCH with [min, max] */
+  readonly versions: number[];
+  readonly name: string;
+  /** proc names by number for logs and metrics */
+  procName(vers: number, proc: number): string;
+  handle(ctx: RpcCallContext, args: Reader): Promise<ProgramResult>;
+}
