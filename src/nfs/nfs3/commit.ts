@@ -1,0 +1,25 @@
+/**
+ * COMMIT (RFC 1813 §3.3.21): make every applied op durable (the store syncs data and metadata; the
+ * whole file, whatever offset/count say) and answer with the server's write verifier. Attributes
+ * do not change: wcc before = after.
+ */
+import * as m from '@jsonjoy.com/json-pack/lib/nfs/v3/messages';
+import { FileType, Nfs3Status } from '../../store/types';
+import { OK } from './core';
+import type { Handler } from './reply';
+
+export const commit: Handler = async (core, ctx, req: m.Nfsv3CommitRequest) => {
+  const t = await core.resolve(ctx, req.file);
+  const id = t.exp.id;
+  const fail = (status: number) =>
+    new m.Nfsv3CommitResponse(status, undefined, new m.Nfsv3CommitResFail(core.wccUnchanged(t.attr, id)));
+  if (t.attr.type === FileType.DIR) return fail(Nfs3Status.ISDIR);
+  if (t.attr.type !== FileType.REG) return fail(Nfs3Status.INVAL);
+  try {
+    await core.store.sync(t.fileId);
+  } catch (e) {
+    core.deps.log?.error({ err: e, fileId: t.fileId }, 'nfs3 commit: sync failed');
+    return fail(Nfs3Status.IO);
+  }
+  return new m.Nfsv3CommitResponse(OK, new m.Nfsv3CommitResOk(core.wccUnchanged(t.attr, id), core.verifier));
+};

@@ -1,0 +1,105 @@
+/**
+ * The NFS version 3 program (RFC 1813, program 100003, version 3): decodes the arguments, runs the
+ * procedure's handler (one module per procedure), encodes the result. NULL is answered here.
+ * Malformed arguments → GARBAGE_ARGS; procedures above 21 → PROC_UNAVAIL; a credential flavor the
+ * export does not take → AUTH_ERROR / AUTH_TOOWEAK.
+ */
+import type { ProgramResult, RpcCallContext, RpcProgram } from '../rpc-program';
+import type { Reader } from '@jsonjoy.com/buffers/lib/Reader';
+import { Nfs3Status } from '../../store/types';
+import type { ExportConfig } from '../../config';
+import { AuthTooWeak, GarbageArgs, Nfs3Core, Nfs3Error } from './core';
+import type { ExportRef, Nfs3Deps } from './deps';
+import { failureReply } from './failure';
+import { RawReply, type Handler, type Reply } from './reply';
+import { RequestDecoder } from './xdr';
+import { getattr } from './getattr';
+import { setattr } from './setattr';
+import { lookup } from './lookup';
+import { access } from './access';
+import { readlink } from './readlink';
+import { read } from './read';
+import { write } from './write';
+import { create } from './create';
+import { mkdir } from './mkdir';
+import { symlink } from './symlink';
+import { mknod } from './mknod';
+import { remove } from './remove';
+import { rmdir } from './rmdir';
+import { rename } from './rename';
+import { link } from './link';
+import { readdir } from './readdir';
+import { readdirplus } from './readdirplus';
+import { fsstat } from './fsstat';
+import { fsinfo } from './fsinfo';
+import { pathconf } from './pathconf';
+import { commit } from './commit';
+
+export type { ExportTableLike, ExportRef, Nfs3Deps, LoggerLike } from './deps';
+export { LocalOpLog, type OpLog } from './op-sequencer';
+
+export const NFS_PROGRAM = 100003;
+export const NFS_V3 = 3;
+
+export const NFS3_PROC_NAMES = [
+  'NULL', 'GETATTR', 'SETATTR', 'LOOKUP', 'ACCESS', 'READLINK', 'READ', 'WRITE', 'CREATE', 'MKDIR',
+  'SYMLINK', 'MKNOD', 'REMOVE', 'RMDIR', 'RENAME', 'LINK', 'READDIR', 'READDIRPLUS', 'FSSTAT',
+  'FSINFO', 'PATHCONF', 'COMMIT',
+] as const;
+
+const HANDLERS: (Handler | undefined)[] = [
+  undefined, getattr, setattr, lookup, access, readlink, read, write, create, mkdir, symlink, mknod,
+  remove, rmdir, rename, link, readdir, readdirplus, fsstat, fsinfo, pathconf, commit,
+];
+
+const EMPTY = new Uint8Array(0);
+const GARBAGE: ProgramResult = { kind: 'garbage_args' };
+const PROC_UNAVAIL: ProgramResult = { kind: 'proc_unavail' };
+const TOO_WEAK: ProgramResult = { kind: 'auth_error', stat: 5 };
+const SYSTEM_ERR: ProgramResult = { kind: 'system_err' };
+
+export function createNfs3Program<E extends ExportRef = ExportConfig>(deps: Nfs3Deps<E>): RpcProgram {
+  const core = new Nfs3Core<E>(deps) as unknown as Nfs3Core<ExportRef>;
+  const decoder = new RequestDecoder();
+  const { log, onStatus } = deps;
+
+  function procName(_vers: number, proc: number): string {
+    return NFS3_PROC_NAMES[proc] ?? `PROC${proc}`;
+  }
+
+  async function handle(ctx: RpcCallContext, args: Reader): Promise<ProgramResult> {
+    const proc = ctx.proc;
+    if (proc === 0) return { kind: 'success', body: EMPTY };
+    const handler = HANDLERS[proc];
+    if (!handler) return PROC_UNAVAIL;
+    const req = decoder.decode(args, proc);
+    if (req === undefined) return GARBAGE;
+    let res: Reply;
+    try {
+      res = await handler(core, ctx, req);
+    } catch (e) {
+      if (e instanceof Nfs3Error) res = failureReply(proc, e.status);
+      else if (e instanceof AuthTooWeak) return TOO_WEAK;
+      else if (e instanceof GarbageArgs) return GARBAGE;
+      else {
+        log?.error({ err: e, proc: NFS3_PROC_NAMES[proc], xid: ctx.xid }, 'nfs3: call failed');
+        res = failureReply(proc, Nfs3Status.IO);
+      }
+    }
+    onStatus?.(NFS3_PROC_NAMES[proc], res.status);
+    const enc = core.enc;
+    const w = enc.writer;
+    try {
+      if (res instanceof RawReply) res.write(enc);
+      else enc.nfs.writeMessage(res as any, proc, false);
+    } catch (e) {
+      // drop the partial reply so it cannot prefix the next one
+      w.x = w.x0;
+      log?.error({ err: e, proc: NFS3_PROC_NAMES[proc], xid: ctx.xid }, 'nfs3: reply encoding failed');
+      return SYSTEM_ERR;
+    }
+    return { kind: 'success', body: enc.flush() };
+  }
+
+  return { prog: NFS_PROGRAM, versions: [NFS_V3], name: 'nfs', procName, handle };
+}
