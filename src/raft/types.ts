@@ -75,16 +75,20 @@ export interface Message {
   from: NodeId;
   to: NodeId;
   term: number;
-  /** App: index of entry before `entries`; Vote/PreVote: last log index; AppResp: match or hint index */
+  /** App: index of entry before `entries`; Vote/PreVote: last log index; AppResp: match or hint index;
+   * HeartbeatResp: the follower's last index; SnapResp: the snapshot's index; ReadIndexResp: read index */
   index?: number;
-  /** App: term of entry at `index`; Vote/PreVote: last log term; AppResp: hint term */
+  /** App: term of entry at `index`; Vote/PreVote: last log term; AppResp: hint term;
+   * HeartbeatResp: the follower's last term */
   logTerm?: number;
   entries?: Entry[];
   commit?: number;
   reject?: boolean;
   /** for InstallSnapshot chunks */
   snapshot?: { meta: SnapshotMeta; offset: number; data: Uint8Array; done: boolean };
-  /** ReadIndex / heartbeat context */
+  /** Heartbeat/HeartbeatResp: heartbeat round (ReadIndex, lease); ReadIndex/ReadIndexResp: request id;
+   * AppResp with reject: the rejected index (index/logTerm then carry the backtracking hint);
+   * SnapResp: snapshot bytes received so far; Vote/PreVote: 1 = leadership-transfer campaign */
   context?: number;
 }
 
