@@ -1,0 +1,186 @@
+/**
+ * Prometheus metrics (prom-client) and the admin HTTP endpoint serving /metrics and /healthz.
+ *
+ * The RPC server reports every call (program, procedure, duration, outcome); the NFS3 program reports
+ * NFS status codes and data bytes through `NfsMetrics`.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** What the NFS3 program reports (given to createNfs3Program as deps.metrics). */
+export interface NfsMetrics {
+  /** a procedure answered with nfsstat3 != NFS3_OK (`proc` is the procedure name, e.g. "LOOKUP") */
+  nfsError(proc: string, status: number): void;
+  /** file data bytes returned by READ */
+  bytesRead(n: number): void;
+  /** file data bytes accepted by WRITE */
+  bytesWritten(n: number): void;
+}
+
+/** What the RPC server reports. `outcome` is "success", an accept_stat or a reject reason name. */
+export interface RpcMetrics {
+  callStarted(program: string, proc: string): void;
+  callFinished(program: string, proc: string, seconds: number, outcome: string): void;
+  connectionOpened(transport: 'tcp'): void;
+  connectionClosed(transport: 'tcp'): void;
+  /** a record or datagram dropped without a reply, or a connection closed for misbehaviour */
+  dropped(reason: string): void;
+}
+
+export class HanfsMetrics implements NfsMetrics, RpcMetrics {
+  readonly registry = new Registry();
+  private readonly requests: Counter<'program' | 'proc'>;
+  private readonly duration: Histogram<'program' | 'proc'>;
+  private readonly inflight: Gauge<'program'>;
+  private readonly rpcErrors: Counter<'program' | 'proc' | 'stat'>;
+  private readonly nfsErrors: Counter<'proc' | 'status'>;
+  private readonly read: Counter;
+  private readonly written: Counter;
+  private readonly connections: Gauge;
+  private readonly drops: Counter<'reason'>;
+
+  constructor(opts: { defaultMetrics?: boolean } = {}) {
+    const registers = [this.registry];
+    if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    this.requests = new Counter({
+      name: 'hanfs_rpc_requests_total',
+      help: 'ONC RPC calls answered or dropped, by program and procedure',
+      labelNames: ['program', 'proc'],
+      registers,
+    });
+    this.duration = new Histogram({
+      name: 'hanfs_rpc_duration_seconds',
+      help: 'Time from a call being parsed to its reply being queued',
+      labelNames: ['program', 'proc'],
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    });
+    this.inflight = new Gauge({
+      name: 'hanfs_rpc_inflight',
+      help: 'ONC RPC calls being processed',
+      labelNames: ['program'],
+      registers,
+    });
+    this.rpcErrors = new Counter({
+      name: 'hanfs_rpc_errors_total',
+      help: 'Calls not answered with accept_stat SUCCESS, by outcome (PROG_UNAVAIL, GARBAGE_ARGS, AUTH_BADCRED, ...)',
+      labelNames: ['program', 'proc', 'stat'],
+      registers,
+    });
+    this.nfsErrors = new Counter({
+      name: 'hanfs_nfs_errors_total',
+      help: 'NFSv3 replies with a status other than NFS3_OK, by procedure and nfsstat3',
+      labelNames: ['proc', 'status'],
+      registers,
+    });
+    this.read = new Counter({ name: 'hanfs_nfs_bytes_read_total', help: 'File data bytes returned by READ', registers });
+    this.written = new Counter({ name: 'hanfs_nfs_bytes_written_total', help: 'File data bytes accepted by WRITE', registers });
+    this.connections = new Gauge({ name: 'hanfs_rpc_connections', help: 'Open TCP connections', registers });
+    this.drops = new Counter({
+      name: 'hanfs_rpc_dropped_total',
+      help: 'Records/datagrams dropped without reply and connections closed for misbehaviour, by reason',
+      labelNames: ['reason'],
+      registers,
+    });
+  }
+
+  callStarted(program: string): void {
+    this.inflight.inc({ program });
+  }
+
+  callFinished(program: string, proc: string, seconds: number, outcome: string): void {
+    this.inflight.dec({ program });
+    this.requests.inc({ program, proc });
+    this.duration.observe({ program, proc }, seconds);
+    if (outcome !== 'SUCCESS') this.rpcErrors.inc({ program, proc, stat: outcome });
+  }
+
+  connectionOpened(): void {
+    this.connections.inc();
+  }
+
+  connectionClosed(): void {
+    this.connections.dec();
+  }
+
+  dropped(reason: string): void {
+    this.drops.inc({ reason });
+  }
+
+  nfsError(proc: string, status: number): void {
+    this.nfsErrors.inc({ proc, status: String(status) });
+  }
+
+  bytesRead(n: number): void {
+    this.read.inc(n);
+  }
+
+  bytesWritten(n: number): void {
+    this.written.inc(n);
+  }
+}
+
+export interface AdminServer {
+  readonly host: string;
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/**
+ * The admin endpoint: GET /metrics (Prometheus text format), GET /healthz (200 "ok" while `healthy()`
+ * returns true, else 503). Nothing else; it listens on loopback unless configured otherwise.
+ */
+export function startAdminServer(
+  host: string,
+  port: number,
+  metrics: HanfsMetrics,
+  healthy: () => boolean = () => true,
+): Promise<AdminServer> {
+  const server = http.createServer((req, res) => {
+    const url = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD' }).end();
+      return;
+    }
+    if (url === '/metrics') {
+      metrics.registry.metrics().then(
+        (text) => {
+          res.writeHead(200, { 'content-type': metrics.registry.contentType });
+          res.end(req.method === 'HEAD' ? undefined : text);
+        },
+        (err: Error) => {
+          res.writeHead(500, { 'content-type': 'text/plain' });
+          res.end(`metrics failed: ${err.message}\n`);
+        },
+      );
+      return;
+    }
+    if (url === '/healthz') {
+      const ok = healthy();
+      res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' });
+      res.end(ok ? 'ok\n' : 'unhealthy\n');
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+  });
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  server.maxConnections = 64;
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      const addr = server.address() as AddressInfo;
+      resolve({
+        host: addr.address,
+        port: addr.port,
+        close: () =>
+          new Promise<void>((res) => {
+            server.close(() => res());
+            server.closeAllConnections();
+          }),
+      });
+    });
+  });
+}
