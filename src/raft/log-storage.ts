@@ -1,0 +1,894 @@
+/**
+ * Durable Raft log storage: segment files of checksummed records, group-committed fsync, an in-memory
+ * index (entry index -> segment, offset) and a bounded read cache. Design and failure model in
+ * docs/raft-storage.md.
+ *
+ * Contract with the caller (the driver in raft-node.ts):
+ *  - append(), setHardState(), compact() are visible to readers at once; their records are written
+ *    to the OS by the next sync() (one write for all of them) and durable when it resolves. Persist (sync) before sending any message
+ *    that depends on what was written.
+ *  - sync() is group commit: one fsync covers everything written before it started; concurrent
+ *    callers share it.
+ *  - applySnapshot()/saveSnapshot() make the snapshot file durable before they resolve.
+ *  - After any I/O error the storage is failed: every later call throws StorageFailedError and no
+ *    pending sync() resolves. Nothing is acknowledged that was not persisted.
+ *  - Calls other than sync() are made one at a time (the driver serializes them).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import {
+  BaseRecord,
+  RECORD_HEADER_BYTES,
+  RecordType,
+  anyValidRecordAfter,
+  decodeBase,
+  decodeEntryHead,
+  decodeHardState,
+  decodeSegmentHeader,
+  encodeBaseRecord,
+  encodeEntryRecord,
+  encodeHardStateRecord,
+  encodeSegmentHeader,
+  parseRecord,
+  ENTRY_FIXED_BYTES,
+} from './segment-format';
+import { SegmentIndex } from './segment-index';
+import { fsyncDir, readSnapshotFile, writeSnapshotFile } from './segment-snapshot-file';
+import { Entry, EntryType, HardState, LogReader, Snapshot } from './types';
+
+export class StorageFailedError extends Error {
+  override name = 'StorageFailedError';
+  constructor(message: string, override readonly cause?: unknown) {
+    super(message);
+  }
+}
+
+/** The log on disk is damaged in a way that is not a torn tail: refuse to start. */
+export class LogCorruptionError extends Error {
+  override name = 'LogCorruptionError';
+}
+
+export interface StorageLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export interface SyncBatchInfo {
+  /** wall time of the fsync(s) of this batch */
+  seconds: number;
+  /** bytes written since the previous batch */
+  bytes: number;
+  /** entries appended since the previous batch */
+  entries: number;
+  /** sync() callers this batch resolved */
+  callers: number;
+  /** files fsynced (segments + directory) */
+  files: number;
+}
+
+/** The I/O calls that decide durability, replaceable for fault injection and crash simulation. */
+export interface StorageIo {
+  fdatasync(fd: number, cb: (err: NodeJS.ErrnoException | null) => void): void;
+  /** used when a segment is rolled */
+  fdatasyncSync(fd: number): void;
+  /** fsync of the log directory (a new segment's name) */
+  fsyncDir(dir: string): Promise<void>;
+  writeSync(fd: number, buf: Uint8Array, off: number, len: number, pos: number): number;
+}
+
+export interface LogStorageOptions {
+  dir: string;
+  /** roll to a new segment when the current one reaches this size (default 64 MiB) */
+  segmentBytes?: number;
+  /** largest record payload accepted (default 64 MiB + 1 KiB) */
+  maxRecordBytes?: number;
+  /** bytes of entry data kept in the read cache (default 16 MiB) */
+  cacheBytes?: number;
+  logger?: StorageLogger;
+  onSync?: (b: SyncBatchInfo) => void;
+  /** fault injection for tests */
+  io?: Partial<StorageIo>;
+}
+
+interface Segment {
+  seq: number;
+  file: string;
+  fd: number;
+  size: number;
+  /** lastIndex recorded in the segment's header */
+  headerLast: number;
+}
+
+interface Waiter {
+  target: number;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+export interface StorageStats {
+  syncBatches: number;
+  syncedEntries: number;
+  syncCallers: number;
+  maxBatchEntries: number;
+  fsyncSecondsTotal: number;
+  maxFsyncSeconds: number;
+  segments: number;
+  indexBytes: number;
+  cacheBytes: number;
+  cacheEntries: number;
+  /** bytes cut from a torn tail at open */
+  recoveredTornBytes: number;
+}
+
+const SEG_RE = /^(\d{16})\.seg$/;
+const segName = (seq: number) => `${String(seq).padStart(16, '0')}.seg`;
+const LOCK = 'LOCK';
+
+const noopLogger: StorageLogger = { info() {}, warn() {}, error() {} };
+
+export class LogStorage implements LogReader {
+  private readonly dir: string;
+  private readonly segmentBytes: number;
+  private readonly maxRecordBytes: number;
+  private readonly cacheLimit: number;
+  private readonly log: StorageLogger;
+  private readonly onSync?: (b: SyncBatchInfo) => void;
+  private readonly io: StorageIo;
+
+  private segments: Segment[] = [];
+  private index = new SegmentIndex();
+  private base = { index: 0, term: 0 };
+  private hs: HardState = { term: 0, vote: 0, commit: 0 };
+  private snap: Snapshot | undefined;
+
+  private cache = new Map<number, Entry>();
+  private cacheSize = 0;
+
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+
+  private written = 0;
+  private synced = 0;
+  private entriesWritten = 0;
+  private entriesSynced = 0;
+  private dirty = new Set<number>();
+  private dirDirty = false;
+  private syncing = false;
+  private waiters: Waiter[] = [];
+  private failure: StorageFailedError | undefined;
+  private closed = false;
+
+  private st: StorageStats = {
+    syncBatches: 0,
+    syncedEntries: 0,
+    syncCallers: 0,
+    maxBatchEntries: 0,
+    fsyncSecondsTotal: 0,
+    maxFsyncSeconds: 0,
+    segments: 0,
+    indexBytes: 0,
+    cacheBytes: 0,
+    cacheEntries: 0,
+    recoveredTornBytes: 0,
+  };
+
+  private constructor(o: LogStorageOptions) {
+    this.dir = o.dir;
+    this.segmentBytes = o.segmentBytes ?? 64 * 1024 * 1024;
+    this.maxRecordBytes = o.maxRecordBytes ?? 64 * 1024 * 1024 + 1024;
+    this.cacheLimit = o.cacheBytes ?? 16 * 1024 * 1024;
+    this.log = o.logger ?? noopLogger;
+    this.onSync = o.onSync;
+    this.io = {
+      fdatasync: o.io?.fdatasync ?? fs.fdatasync,
+      fdatasyncSync: o.io?.fdatasyncSync ?? fs.fdatasyncSync,
+      fsyncDir: o.io?.fsyncDir ?? fsyncDir,
+      writeSync: o.io?.writeSync ?? ((fd, b, off, len, pos) => fs.writeSync(fd, b, off, len, pos)),
+    };
+  }
+
+  /** Open (or create) the storage in `dir`: verify the snapshot, replay the segments, cut a torn tail.
+   * Throws LogCorruptionError / SnapshotCorruptError on damage that is not a torn tail. */
+  static async open(o: LogStorageOptions): Promise<LogStorage> {
+    const s = new LogStorage(o);
+    await fs.promises.mkdir(o.dir, { recursive: true, mode: 0o700 });
+    s.lock();
+    try {
+      s.snap = readSnapshotFile(o.dir);
+      await s.replay();
+      s.reconcileSnapshot();
+      s.flush();
+      await s.sync();
+    } catch (e) {
+      s.closeFds();
+      s.unlock();
+      throw e;
+    }
+    return s;
+  }
+
+  // ---------------------------------------------------------------- LogReader
+
+  firstIndex(): number {
+    this.check();
+    return this.base.index + 1;
+  }
+
+  lastIndex(): number {
+    this.check();
+    return this.base.index + this.index.length;
+  }
+
+  term(i: number): number | undefined {
+    this.check();
+    if (i === this.base.index) return this.base.term;
+    if (this.index.has(i)) return this.index.term(i);
+    return undefined;
+  }
+
+  entries(lo: number, hi: number, maxBytes: number): Entry[] {
+    this.check();
+    if (lo <= this.base.index) throw new RangeError(`entries(${lo}): compacted (first index ${this.base.index + 1})`);
+    if (hi > this.lastIndex() + 1) throw new RangeError(`entries(${lo}, ${hi}): beyond last index ${this.lastIndex()}`);
+    const out: Entry[] = [];
+    let size = 0;
+    let i = lo;
+    while (i < hi) {
+      const c = this.cache.get(i);
+      let batch: Entry[];
+      if (c) {
+        this.cache.delete(i);
+        this.cache.set(i, c);
+        batch = [c];
+      } else batch = this.readRange(i, hi, maxBytes - size);
+      for (const e of batch) {
+        size += e.data.length + 16;
+        if (out.length > 0 && size > maxBytes) return out;
+        out.push(e);
+        i++;
+      }
+    }
+    return out;
+  }
+
+  snapshot(): Snapshot | undefined {
+    this.check();
+    return this.snap;
+  }
+
+  // ---------------------------------------------------------------- state
+
+  hardState(): HardState {
+    this.check();
+    return { ...this.hs };
+  }
+
+  get failed(): Error | undefined {
+    return this.failure;
+  }
+
+  stats(): StorageStats {
+    return {
+      ...this.st,
+      segments: this.segments.length,
+      indexBytes: this.index.memoryBytes(),
+      cacheBytes: this.cacheSize,
+      cacheEntries: this.cache.size,
+    };
+  }
+
+  // ---------------------------------------------------------------- writes
+
+  /** Append entries. Entries the log already has (same index and term) are skipped; the first one
+   * that conflicts (same index, other term) replaces that entry and everything after it. Visible at
+   * once, durable after the next sync(). Throws RangeError on a caller error (gap, compacted index,
+   * overwriting a committed entry) without changing anything. */
+  append(entries: Entry[]): void {
+    this.check();
+    if (entries.length === 0) return;
+    const first = entries[0].index;
+    for (let k = 0; k < entries.length; k++) {
+      const e = entries[k];
+      if (e.index !== first + k || !Number.isSafeInteger(e.index)) throw new RangeError('append: entries not contiguous');
+      if (e.type !== EntryType.Normal && e.type !== EntryType.ConfChange && e.type !== EntryType.Noop) throw new RangeError('append: bad entry type');
+      if (!Number.isSafeInteger(e.term) || e.term < 0) throw new RangeError('append: bad term');
+      if (e.data.length + ENTRY_FIXED_BYTES > this.maxRecordBytes) throw new RangeError('append: entry too large');
+    }
+    const last = this.lastIndex();
+    if (first <= this.base.index) throw new RangeError(`append: index ${first} is compacted (base ${this.base.index})`);
+    if (first > last + 1) throw new RangeError(`append: gap (append ${first}, last ${last})`);
+    // Entries already present with the same term are skipped, never rewritten: rewriting would open
+    // a window in which a crash cuts the log back below entries this node already acknowledged.
+    let skip = 0;
+    while (skip < entries.length && first + skip <= last && this.index.term(first + skip) === entries[skip].term) skip++;
+    if (skip > 0) {
+      if (skip === entries.length) return;
+      entries = entries.slice(skip);
+      return this.append(entries);
+    }
+    if (first <= last) {
+      if (first <= this.hs.commit) throw new RangeError(`append: would overwrite committed entry ${first} (commit ${this.hs.commit})`);
+      this.index.truncateFrom(first);
+      for (let i = first; i <= last; i++) this.uncache(i);
+    }
+    try {
+      for (const e of entries) {
+        const prevTerm = this.term(e.index - 1)!;
+        const rec = encodeEntryRecord(e.index, e.term, prevTerm, e.type, e.data);
+        const pos = this.emit(rec);
+        this.index.push(e.index, e.term, pos.seq, pos.off, rec.length - RECORD_HEADER_BYTES);
+        this.cachePut(e.index, e);
+        this.entriesWritten++;
+      }
+      this.maybeFlush();
+    } catch (e) {
+      throw this.fail(e, 'append');
+    }
+  }
+
+  /** Record the hard state; durable after the next sync(). */
+  setHardState(hs: HardState): void {
+    this.check();
+    if (hs.term === this.hs.term && hs.vote === this.hs.vote && hs.commit === this.hs.commit) return;
+    if (hs.term < this.hs.term) throw new RangeError(`setHardState: term goes back ${this.hs.term} -> ${hs.term}`);
+    for (const v of [hs.term, hs.vote, hs.commit]) if (!Number.isSafeInteger(v) || v < 0) throw new RangeError('setHardState: bad value');
+    try {
+      this.emit(encodeHardStateRecord(hs));
+      this.maybeFlush();
+    } catch (e) {
+      throw this.fail(e, 'setHardState');
+    }
+    this.hs = { term: hs.term, vote: hs.vote, commit: hs.commit };
+  }
+
+  /** Drop entries <= index (their state is in a snapshot). Old segments are deleted once the
+   * compaction record is durable. */
+  compact(index: number): void {
+    this.check();
+    if (index <= this.base.index) return;
+    if (index > this.lastIndex()) throw new RangeError(`compact(${index}) beyond last index ${this.lastIndex()}`);
+    const t = this.term(index)!;
+    this.writeBase({ index, term: t, reset: false });
+  }
+
+  /** Persist a snapshot of the local state machine (does not change the log; compact() after). */
+  async saveSnapshot(s: Snapshot): Promise<void> {
+    this.check();
+    if (this.snap && s.meta.index <= this.snap.meta.index) return;
+    try {
+      await writeSnapshotFile(this.dir, s);
+    } catch (e) {
+      throw this.fail(e, 'saveSnapshot');
+    }
+    this.snap = s;
+    this.log.info({ index: s.meta.index, term: s.meta.term, bytes: s.data.length }, 'raft snapshot saved');
+  }
+
+  /** Install a snapshot received from the leader: the snapshot file is durable when this resolves,
+   * and the log is reset to start after it (the reset record is durable after the next sync()). */
+  async applySnapshot(s: Snapshot): Promise<void> {
+    this.check();
+    if (s.meta.index < this.base.index) throw new RangeError(`applySnapshot(${s.meta.index}) older than base ${this.base.index}`);
+    try {
+      await writeSnapshotFile(this.dir, s);
+    } catch (e) {
+      throw this.fail(e, 'applySnapshot');
+    }
+    this.check();
+    this.snap = s;
+    this.writeBase({ index: s.meta.index, term: s.meta.term, reset: true });
+    this.log.info({ index: s.meta.index, term: s.meta.term, bytes: s.data.length }, 'raft snapshot installed');
+  }
+
+  /** Group commit: resolves when everything written before the call is on stable storage. */
+  sync(): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.closed) return Promise.reject(new StorageFailedError('storage closed'));
+    if (this.pendingBytes > 0) {
+      try {
+        this.flush();
+      } catch (e) {
+        return Promise.reject(this.fail(e, 'write'));
+      }
+    }
+    const target = this.written;
+    if (target <= this.synced && !this.dirDirty && this.dirty.size === 0) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.waiters.push({ target, resolve, reject });
+      if (!this.syncing) void this.runSync();
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (!this.failure) {
+      try {
+        await this.sync();
+      } catch {
+        /* failed: close anyway */
+      }
+    }
+    while (this.syncing) await new Promise((r) => setTimeout(r, 1));
+    this.closed = true;
+    this.closeFds();
+    this.unlock();
+  }
+
+  // ---------------------------------------------------------------- internals: writing
+
+  private check(): void {
+    if (this.failure) throw this.failure;
+    if (this.closed) throw new StorageFailedError('storage closed');
+  }
+
+  private fail(e: unknown, op: string): StorageFailedError {
+    if (this.failure) return this.failure;
+    const err = new StorageFailedError(`raft log storage failed in ${op}: ${(e as Error)?.message ?? e}`, e);
+    this.failure = err;
+    this.log.error({ err: (e as Error)?.message, op, dir: this.dir }, 'raft log storage failed; node must stop');
+    for (const w of this.waiters.splice(0)) w.reject(err);
+    return err;
+  }
+
+  private writeBase(r: BaseRecord): void {
+    try {
+      this.emit(encodeBaseRecord(r));
+      this.maybeFlush();
+    } catch (e) {
+      throw this.fail(e, 'base');
+    }
+    if (r.reset || r.index >= this.base.index + this.index.length) {
+      this.index.reset(r.index + 1);
+      this.cache.clear();
+      this.cacheSize = 0;
+    } else {
+      for (let i = this.base.index + 1; i <= r.index; i++) this.uncache(i);
+      this.index.dropThrough(r.index);
+    }
+    this.base = { index: r.index, term: r.term };
+  }
+
+  private get cur(): Segment {
+    return this.segments[this.segments.length - 1];
+  }
+
+  /** Queue a record for the current segment (rolling first if it is full); returns its position. */
+  private emit(rec: Buffer): { seq: number; off: number } {
+    let cur = this.cur;
+    if (cur.size + this.pendingBytes + rec.length > this.segmentBytes && cur.size + this.pendingBytes > 0) {
+      this.roll();
+      cur = this.cur;
+    }
+    const off = cur.size + this.pendingBytes;
+    this.pending.push(rec);
+    this.pendingBytes += rec.length;
+    return { seq: cur.seq, off };
+  }
+
+  /** Records are written to the OS in one write per sync() (or per MiB), not one per call. */
+  private maybeFlush(): void {
+    if (this.pendingBytes >= 1 << 20) this.flush();
+  }
+
+  private flush(): void {
+    if (this.pendingBytes === 0) return;
+    const cur = this.cur;
+    const buf = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending, this.pendingBytes);
+    this.pending = [];
+    const n = this.pendingBytes;
+    this.pendingBytes = 0;
+    let off = 0;
+    while (off < n) off += this.io.writeSync(cur.fd, buf, off, n - off, cur.size + off);
+    cur.size += n;
+    this.written += n;
+    this.dirty.add(cur.fd);
+  }
+
+  /** Close the current segment (fsynced now, so a later segment never survives a crash that an
+   * earlier one's tail did not) and start the next. */
+  private roll(): void {
+    this.flush();
+    const old = this.cur;
+    const t0 = process.hrtime.bigint();
+    this.io.fdatasyncSync(old.fd);
+    this.noteFsync(Number(process.hrtime.bigint() - t0) / 1e9);
+    this.dirty.delete(old.fd);
+    this.createSegment(old.seq + 1);
+  }
+
+  private createSegment(seq: number): void {
+    const file = path.join(this.dir, segName(seq));
+    const fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
+    const last = this.base.index + this.index.length;
+    const seg: Segment = { seq, file, fd, size: 0, headerLast: last };
+    this.segments.push(seg);
+    this.dirDirty = true;
+    this.emit(
+      encodeSegmentHeader({
+        seq,
+        lastIndex: last,
+        lastTerm: this.term(last)!,
+        baseIndex: this.base.index,
+        baseTerm: this.base.term,
+        hardState: this.hs,
+      }),
+    );
+    this.flush();
+  }
+
+  private noteFsync(sec: number): void {
+    this.st.fsyncSecondsTotal += sec;
+    if (sec > this.st.maxFsyncSeconds) this.st.maxFsyncSeconds = sec;
+  }
+
+  private fdatasync(fd: number): Promise<void> {
+    return new Promise((res, rej) => this.io.fdatasync(fd, (err) => (err ? rej(err) : res())));
+  }
+
+  private async runSync(): Promise<void> {
+    this.syncing = true;
+    try {
+      while (this.waiters.length > 0 && !this.failure) {
+        try {
+          this.flush();
+        } catch (e) {
+          this.fail(e, 'write');
+          return;
+        }
+        const upto = this.written;
+        const entriesUpto = this.entriesWritten;
+        const fds = [...this.dirty];
+        this.dirty.clear();
+        const dir = this.dirDirty;
+        this.dirDirty = false;
+        const firstLive = this.firstLiveSegment();
+        const t0 = process.hrtime.bigint();
+        try {
+          for (const fd of fds) await this.fdatasync(fd);
+          if (dir) await this.io.fsyncDir(this.dir);
+        } catch (e) {
+          this.fail(e, 'fsync');
+          return;
+        }
+        if (this.failure) return;
+        const sec = Number(process.hrtime.bigint() - t0) / 1e9;
+        this.noteFsync(sec);
+        const bytes = upto - this.synced;
+        const entries = entriesUpto - this.entriesSynced;
+        this.synced = upto;
+        this.entriesSynced = entriesUpto;
+        let callers = 0;
+        const rest: Waiter[] = [];
+        for (const w of this.waiters) {
+          if (w.target <= upto) {
+            callers++;
+            w.resolve();
+          } else rest.push(w);
+        }
+        this.waiters = rest;
+        this.st.syncBatches++;
+        this.st.syncedEntries += entries;
+        this.st.syncCallers += callers;
+        if (entries > this.st.maxBatchEntries) this.st.maxBatchEntries = entries;
+        this.onSync?.({ seconds: sec, bytes, entries, callers, files: fds.length + (dir ? 1 : 0) });
+        this.deleteSegmentsBefore(firstLive);
+      }
+    } finally {
+      this.syncing = false;
+    }
+  }
+
+  /** seq of the segment holding entry firstIndex (or the current segment when the log is empty) */
+  private firstLiveSegment(): number {
+    if (this.index.length > 0) return this.index.seg(this.base.index + 1);
+    return this.cur.seq;
+  }
+
+  private deleteSegmentsBefore(seq: number): void {
+    while (this.segments.length > 1 && this.segments[0].seq < seq) {
+      const s = this.segments.shift()!;
+      try {
+        fs.closeSync(s.fd);
+        fs.unlinkSync(s.file);
+        this.log.info({ segment: s.seq }, 'raft log segment deleted after compaction');
+      } catch (e) {
+        this.log.warn({ segment: s.seq, err: (e as Error).message }, 'could not delete compacted segment');
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- internals: reading
+
+  /** Read entries from i on (at least one, fewer than hi) with one pread: a run of entries that lie
+   * back to back in one segment (small gaps such as hard-state records are read over), about
+   * `budget` bytes. Every record's checksum is verified; data is copied out of the read buffer. */
+  private readRange(i: number, hi: number, budget: number): Entry[] {
+    const idx = this.index;
+    const seq = idx.seg(i);
+    const seg = this.segments[seq - this.segments[0].seq];
+    const start = idx.off(i);
+    let end = start + RECORD_HEADER_BYTES + idx.len(i);
+    const limit = Math.min(8 << 20, Math.max(budget, 0) + 64 * 1024);
+    let j = i + 1;
+    while (j < hi && idx.seg(j) === seq && !this.cache.has(j)) {
+      const o = idx.off(j);
+      if (o < end || o - end > 4096) break;
+      const e2 = o + RECORD_HEADER_BYTES + idx.len(j);
+      if (e2 - start > limit) break;
+      end = e2;
+      j++;
+    }
+    const buf = Buffer.allocUnsafe(end - start);
+    try {
+      if (this.pendingBytes > 0) this.flush();
+      let got = 0;
+      while (got < buf.length) {
+        const n = fs.readSync(seg.fd, buf, got, buf.length - got, start + got);
+        if (n === 0) throw new Error(`short read of entries ${i}..${j - 1} in segment ${seq}`);
+        got += n;
+      }
+    } catch (e) {
+      throw this.fail(e, 'read');
+    }
+    const out: Entry[] = [];
+    const single = j === i + 1;
+    for (let k = i; k < j; k++) {
+      const off = idx.off(k) - start;
+      const r = parseRecord(buf, off, off + RECORD_HEADER_BYTES + idx.len(k), this.maxRecordBytes);
+      if (!r.ok || r.type !== RecordType.Entry) throw this.fail(new Error(`entry ${k} unreadable (${r.ok ? 'type' : r.reason}) in segment ${seq} at ${idx.off(k)}`), 'read');
+      const h = decodeEntryHead(buf, r.payloadStart, r.payloadEnd);
+      if (h.index !== k || h.term !== idx.term(k)) throw this.fail(new Error(`entry ${k} mismatch on disk`), 'read');
+      const view = buf.subarray(r.payloadStart + ENTRY_FIXED_BYTES, r.payloadEnd);
+      const e: Entry = { index: k, term: h.term, type: h.type, data: single ? view : new Uint8Array(view) };
+      this.cachePut(k, e);
+      out.push(e);
+    }
+    return out;
+  }
+
+  private cachePut(i: number, e: Entry): void {
+    if (e.data.length > this.cacheLimit / 4) return;
+    this.uncache(i);
+    this.cache.set(i, e);
+    this.cacheSize += e.data.length + 64;
+    while (this.cacheSize > this.cacheLimit) {
+      const k = this.cache.keys().next().value as number;
+      this.uncache(k);
+    }
+  }
+
+  private uncache(i: number): void {
+    const e = this.cache.get(i);
+    if (e) {
+      this.cache.delete(i);
+      this.cacheSize -= e.data.length + 64;
+    }
+  }
+
+  // ---------------------------------------------------------------- internals: open
+
+  /** LOCK holds "pid bootId": a lock left by a process that died, or by a previous boot (its pid may
+   * now belong to an unrelated process), is stale and taken over. */
+  private lock(): void {
+    const f = path.join(this.dir, LOCK);
+    try {
+      const [pidText, boot] = fs.readFileSync(f, 'utf8').trim().split(/\s+/);
+      const pid = Number(pidText);
+      const sameBoot = boot === undefined || boot === bootId();
+      if (pid === process.pid && sameBoot) throw new Error(`raft log ${this.dir} is already open in this process`);
+      if (pid && sameBoot && pidAlive(pid)) throw new Error(`raft log ${this.dir} is in use by process ${pid}`);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+    fs.writeFileSync(f, `${process.pid} ${bootId()}\n`, { mode: 0o600 });
+  }
+
+  private unlock(): void {
+    try {
+      if (Number(fs.readFileSync(path.join(this.dir, LOCK), 'utf8').trim().split(/\s+/)[0]) === process.pid) fs.unlinkSync(path.join(this.dir, LOCK));
+    } catch {
+      /* already gone */
+    }
+  }
+
+  private closeFds(): void {
+    for (const s of this.segments) {
+      try {
+        fs.closeSync(s.fd);
+      } catch {
+        /* closed */
+      }
+    }
+    this.segments = [];
+  }
+
+  private corrupt(msg: string): never {
+    throw new LogCorruptionError(`raft log ${this.dir}: ${msg}`);
+  }
+
+  private async replay(): Promise<void> {
+    const seqs = fs
+      .readdirSync(this.dir)
+      .map((n) => SEG_RE.exec(n))
+      .filter((m): m is RegExpExecArray => m !== null)
+      .map((m) => Number(m[1]))
+      .sort((a, b) => a - b);
+    for (let k = 1; k < seqs.length; k++) if (seqs[k] !== seqs[k - 1] + 1) this.corrupt(`segment ${seqs[k - 1] + 1} missing`);
+
+    // replay state: realBase from headers/base records; entries start after virtualBase
+    let realBase = { index: 0, term: 0 };
+    let vBase = { index: 0, term: 0 };
+    const idx = this.index;
+    const termOf = (i: number): number | undefined => (i === vBase.index ? vBase.term : idx.has(i) ? idx.term(i) : undefined);
+    let firstSeg = true;
+    let reopenPrev = false;
+
+    for (let k = 0; k < seqs.length; k++) {
+      const seq = seqs[k];
+      const isLast = k === seqs.length - 1;
+      const file = path.join(this.dir, segName(seq));
+      const buf = fs.readFileSync(file);
+      let off = 0;
+      let records = 0;
+      while (off < buf.length) {
+        const r = parseRecord(buf, off, buf.length, this.maxRecordBytes);
+        if (!r.ok) {
+          if (!isLast) this.corrupt(`segment ${seq} damaged at offset ${off} (${r.reason}) and later segments exist`);
+          const later = anyValidRecordAfter(buf, off + 1, buf.length, this.maxRecordBytes);
+          if (later >= 0)
+            this.corrupt(
+              `segment ${seq} damaged at offset ${off} (${r.reason}) with valid records after it (offset ${later}); ` +
+                'not cut automatically: the damage may cover acknowledged entries. Restore this node from its peers ' +
+                '(move the raft directory away and re-add the node) or, if only never-synced data can be affected, truncate the segment at that offset',
+            );
+          this.log.warn({ segment: seq, offset: off, cutBytes: buf.length - off, reason: r.reason }, 'raft log: torn tail truncated');
+          this.st.recoveredTornBytes += buf.length - off;
+          break;
+        }
+        const at = off;
+        try {
+          if (records === 0 && r.type !== RecordType.SegmentHeader) this.corrupt(`segment ${seq} does not start with a header`);
+          switch (r.type) {
+            case RecordType.SegmentHeader: {
+              if (records !== 0) this.corrupt(`segment ${seq}: second header at ${at}`);
+              const h = decodeSegmentHeader(buf, r.payloadStart, r.payloadEnd);
+              if (h.seq !== seq) this.corrupt(`segment ${seq} header says ${h.seq}`);
+              if (firstSeg) {
+                realBase = { index: h.baseIndex, term: h.baseTerm };
+                vBase = { index: h.lastIndex, term: h.lastTerm };
+                idx.reset(h.lastIndex + 1);
+              } else {
+                const last = vBase.index + idx.length;
+                if (h.lastIndex > last) this.corrupt(`segment ${seq} starts after index ${h.lastIndex} but the log before it ends at ${last}`);
+                if (h.baseIndex !== realBase.index || h.baseTerm !== realBase.term) this.corrupt(`segment ${seq} header base ${h.baseIndex} != replayed base ${realBase.index}`);
+                if (h.lastIndex >= vBase.index) {
+                  if (termOf(h.lastIndex) !== h.lastTerm) this.corrupt(`segment ${seq} header term mismatch at ${h.lastIndex}`);
+                  idx.truncateFrom(h.lastIndex + 1);
+                } else {
+                  vBase = { index: h.lastIndex, term: h.lastTerm };
+                  idx.reset(h.lastIndex + 1);
+                }
+              }
+              this.hs = h.hardState;
+              this.segments.push({ seq, file, fd: -1, size: 0, headerLast: h.lastIndex });
+              firstSeg = false;
+              break;
+            }
+            case RecordType.Entry: {
+              const e = decodeEntryHead(buf, r.payloadStart, r.payloadEnd);
+              const last = vBase.index + idx.length;
+              if (e.index <= realBase.index) this.corrupt(`entry ${e.index} at or below the compaction base ${realBase.index}`);
+              if (e.index > last + 1) this.corrupt(`entry ${e.index} leaves a gap after ${last}`);
+              if (e.index <= vBase.index) {
+                vBase = { index: e.index - 1, term: e.prevTerm };
+                idx.reset(e.index);
+              } else {
+                if (termOf(e.index - 1) !== e.prevTerm) this.corrupt(`entry ${e.index} does not follow the term of entry ${e.index - 1}`);
+                idx.truncateFrom(e.index);
+              }
+              idx.push(e.index, e.term, seq, at, r.payloadEnd - r.payloadStart);
+              break;
+            }
+            case RecordType.HardState:
+              this.hs = decodeHardState(buf, r.payloadStart, r.payloadEnd);
+              break;
+            case RecordType.Base: {
+              const b = decodeBase(buf, r.payloadStart, r.payloadEnd);
+              const last = vBase.index + idx.length;
+              if (b.reset) {
+                realBase = vBase = { index: b.index, term: b.term };
+                idx.reset(b.index + 1);
+              } else if (b.index > realBase.index) {
+                realBase = { index: b.index, term: b.term };
+                if (b.index >= last) {
+                  vBase = { index: b.index, term: b.term };
+                  idx.reset(b.index + 1);
+                } else if (b.index >= vBase.index) {
+                  const t = termOf(b.index);
+                  if (t !== b.term) this.corrupt(`compaction record term mismatch at ${b.index}`);
+                  idx.dropThrough(b.index);
+                  vBase = { index: b.index, term: b.term };
+                }
+              }
+              break;
+            }
+          }
+        } catch (e) {
+          if (e instanceof LogCorruptionError) throw e;
+          this.corrupt(`segment ${seq} record at ${at}: ${(e as Error).message}`);
+        }
+        records++;
+        off = r.next;
+      }
+      if (!isLast && records === 0) this.corrupt(`segment ${seq} is empty and later segments exist`);
+      if (isLast) {
+        if (records === 0) {
+          // the newest segment's header never reached the disk: it held nothing acknowledged
+          this.log.warn({ segment: seq }, 'raft log: empty newest segment removed');
+          fs.unlinkSync(file);
+          reopenPrev = true;
+        } else {
+          const fd = fs.openSync(file, 'r+');
+          if (off < buf.length) {
+            fs.ftruncateSync(fd, off);
+            fs.fsyncSync(fd);
+          }
+          const s = this.cur;
+          s.fd = fd;
+          s.size = off;
+        }
+      } else {
+        const s = this.cur;
+        s.fd = fs.openSync(file, 'r');
+        s.size = buf.length;
+      }
+    }
+    if (vBase.index > realBase.index) this.corrupt(`entries ${realBase.index + 1}..${vBase.index} are missing (segment lost?)`);
+    if (vBase.index < realBase.index) idx.dropThrough(realBase.index);
+    this.base = realBase;
+    if (this.segments.length === 0) {
+      this.createSegment(1);
+    } else if (reopenPrev) {
+      // the newest segment was removed: reopen its predecessor for appending
+      const s = this.cur;
+      fs.closeSync(s.fd);
+      s.fd = fs.openSync(s.file, 'r+');
+    }
+    this.log.info(
+      { dir: this.dir, firstIndex: this.base.index + 1, lastIndex: this.base.index + idx.length, segments: this.segments.length, hardState: this.hs },
+      'raft log opened',
+    );
+  }
+
+  private reconcileSnapshot(): void {
+    const s = this.snap;
+    if (!s || s.meta.index <= this.base.index) return;
+    // the snapshot file is newer than the log's base (crash between the snapshot rename and the
+    // base record): keep the entries after it if the log contains the snapshot's last entry
+    const keep = this.term(s.meta.index) === s.meta.term;
+    this.log.warn({ snapshotIndex: s.meta.index, keep }, 'raft log: catching the log base up to the snapshot file');
+    this.writeBase({ index: s.meta.index, term: s.meta.term, reset: !keep });
+  }
+}
+
+let cachedBootId: string | undefined;
+function bootId(): string {
+  if (cachedBootId === undefined) {
+    try {
+      cachedBootId = fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    } catch {
+      cachedBootId = 'unknown';
+    }
+  }
+  return cachedBootId;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

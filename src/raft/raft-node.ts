@@ -1,0 +1,593 @@
+/**
+ * RaftNode: the I/O driver around the pure core (core.ts). It owns the durable log storage, the TCP
+ * transport and a monotonic tick clock, and runs the Ready loop:
+ *
+ *   ready() -> persist snapshot / entries / hard state (one group-commit fsync) -> send messages
+ *           -> apply the snapshot and committed entries to the state machine -> advance()
+ *
+ * propose() resolves once the entry is committed AND applied on this node. Any storage failure stops
+ * the node (onFatal): nothing is acknowledged that was not durably persisted.
+ */
+import { performance } from 'node:perf_hooks';
+import pino, { Logger } from 'pino';
+import { Registry } from 'prom-client';
+import { decodeConfChange } from './confchange';
+import { RaftCore, RaftCoreOptions, Status } from './core';
+import { LogStorage, LogStorageOptions, StorageStats } from './log-storage';
+import { RaftMetrics } from './raft-metrics';
+import { PeerAddress, Transport, TransportStats } from './transport';
+import { ConfChange, Entry, EntryType, Message, MsgType, NodeId, Ready, Role, Snapshot, SnapshotMeta } from './types';
+
+export class NotLeaderError extends Error {
+  override name = 'NotLeaderError';
+  constructor(
+    readonly leaderId: NodeId,
+    readonly reason: string = 'not_leader',
+  ) {
+    super(`not the leader (${reason}); leader is ${leaderId || 'unknown'}`);
+  }
+}
+
+/** The proposal's outcome is not known to be a success: its index was taken by another entry, the
+ * node stopped, or the wait timed out. The entry may or may not be in the log. */
+export class ProposalFailedError extends Error {
+  override name = 'ProposalFailedError';
+}
+
+export interface StateMachine {
+  /** apply one committed Normal entry; the return value is handed to the proposer */
+  apply(e: Entry): unknown;
+  /** the state at the last applied index, for log compaction */
+  snapshot(): Uint8Array;
+  /** replace the state with a snapshot (from the leader, or the local one at start-up) */
+  restore(data: Uint8Array, meta: SnapshotMeta): void;
+}
+
+export interface RaftNodeOptions {
+  id: NodeId;
+  /** every member's peer address, this node's included (it listens there) */
+  peers: Map<NodeId, PeerAddress> | Record<number, PeerAddress>;
+  dir: string;
+  clusterId: string;
+  secret?: string | Buffer;
+  stateMachine: StateMachine;
+  /** tick period (default 100 ms) */
+  tickMs?: number;
+  electionTicks?: number;
+  heartbeatTicks?: number;
+  /** leader lease in ticks (default: core default, 0.8 x electionTicks) */
+  leaseTicks?: number;
+  /** subtracted from the lease end when converting ticks to milliseconds (default: one tick) */
+  leaseSafetyMs?: number;
+  /** take a snapshot and compact after this many applied entries (default 10000) */
+  snapshotEntries?: number;
+  /** entries kept before the snapshot index for slow followers (default 1000) */
+  snapshotCatchUpEntries?: number;
+  proposalTimeoutMs?: number;
+  readTimeoutMs?: number;
+  maxMsgBytes?: number;
+  maxInflightMsgs?: number;
+  maxInflightBytes?: number;
+  snapshotChunkBytes?: number;
+  /** membership of a brand-new cluster (default: every id in peers); [] for a node that will join */
+  bootstrapVoters?: NodeId[];
+  logger?: Logger;
+  registry?: Registry;
+  /** uniform in [0, 1) (election jitter, reconnect jitter); default Math.random */
+  random?: () => number;
+  storage?: Partial<LogStorageOptions>;
+  /** the node stopped on an unrecoverable error (storage failure) */
+  onFatal?: (e: Error) => void;
+}
+
+interface PendingProposal {
+  term: number;
+  resolve: (r: { index: number; term: number; result: unknown }) => void;
+  reject: (e: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+interface PendingRead {
+  index: number;
+  resolve: (index: number) => void;
+  reject: (e: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+export interface RaftNodeStatus extends Status {
+  leaseValidUntilMs: number;
+  storage: StorageStats;
+  transport: TransportStats;
+}
+
+const ROLE_NAMES = ['follower', 'pre-candidate', 'candidate', 'leader'];
+
+export class RaftNode {
+  readonly id: NodeId;
+  readonly metrics: RaftMetrics;
+  private readonly log: Logger;
+  private readonly tickMs: number;
+  private readonly leaseTicks: number;
+  private readonly leaseSafetyMs: number;
+  private readonly snapshotEntries: number;
+  private readonly catchUp: number;
+  private readonly proposalTimeoutMs: number;
+  private readonly readTimeoutMs: number;
+  private readonly sm: StateMachine;
+  private readonly onFatal?: (e: Error) => void;
+
+  private core!: RaftCore;
+  private storage!: LogStorage;
+  private transport!: Transport;
+  private ticker: NodeJS.Timeout | undefined;
+  private ticks = 0;
+  private readonly tickTimes: Float64Array;
+  private startMs = 0;
+
+  private scheduled = false;
+  private running = false;
+  private stopped = false;
+  private fatalError: Error | undefined;
+  private stopping: Promise<void> | undefined;
+  private proposals = new Map<number, PendingProposal>();
+  private reads = new Map<number, PendingRead>();
+  private waitingReads: PendingRead[] = [];
+  /** read request ids: start from the wall clock so that a late answer to a request of an earlier
+   * incarnation of this node cannot match a new request */
+  private readSeq = Date.now() * 1000;
+  private applied = 0;
+  private snapIndex = 0;
+  private snapshotting = false;
+  private lastTerm = 0;
+  /** term of the hard state known to be on disk */
+  private durableTerm = 0;
+  private syncedHard = { term: 0, vote: 0 };
+  private lastLeader = 0;
+  private lastRole: Role = Role.Follower;
+
+  private constructor(private readonly o: RaftNodeOptions) {
+    this.id = o.id;
+    this.log = (o.logger ?? pino({ level: 'info' })).child({ raftNode: o.id });
+    this.metrics = new RaftMetrics(o.registry);
+    this.tickMs = o.tickMs ?? 100;
+    const et = o.electionTicks ?? 10;
+    this.leaseTicks = o.leaseTicks ?? Math.max(1, Math.floor(et * 0.8));
+    this.leaseSafetyMs = o.leaseSafetyMs ?? this.tickMs;
+    this.snapshotEntries = o.snapshotEntries ?? 10_000;
+    this.catchUp = o.snapshotCatchUpEntries ?? 1000;
+    this.proposalTimeoutMs = o.proposalTimeoutMs ?? 30_000;
+    this.readTimeoutMs = o.readTimeoutMs ?? 10_000;
+    this.sm = o.stateMachine;
+    this.onFatal = o.onFatal;
+    this.tickTimes = new Float64Array(Math.max(64, et * 8));
+  }
+
+  /** Open the storage (recovering it), restore the state machine, start the transport and the clock. */
+  static async start(o: RaftNodeOptions): Promise<RaftNode> {
+    const n = new RaftNode(o);
+    await n.init();
+    return n;
+  }
+
+  private async init(): Promise<void> {
+    const o = this.o;
+    const peers = o.peers instanceof Map ? o.peers : new Map(Object.entries(o.peers).map(([k, v]) => [Number(k), v] as const));
+    const self = peers.get(o.id);
+    if (!self) throw new Error(`raft node ${o.id}: no peer address for itself`);
+    const rand = o.random ?? Math.random;
+    this.storage = await LogStorage.open({
+      ...o.storage,
+      dir: o.dir,
+      logger: this.log,
+      onSync: (b) => this.metrics.observeSync(b),
+    });
+    try {
+      const st = this.storage;
+      if (!st.snapshot() && st.lastIndex() === 0 && st.hardState().term === 0) {
+        const voters = o.bootstrapVoters ?? [...peers.keys()].sort((a, b) => a - b);
+        await st.saveSnapshot({ meta: { index: 0, term: 0, conf: { voters, learners: [], votersOutgoing: [] } }, data: new Uint8Array(0) });
+        this.log.info({ voters }, 'raft: bootstrapped a new member');
+      }
+      const snap = st.snapshot();
+      if (snap && snap.meta.index > 0) {
+        this.sm.restore(snap.data, snap.meta);
+        this.log.info({ index: snap.meta.index, term: snap.meta.term }, 'raft: state machine restored from the local snapshot');
+      }
+      this.applied = this.snapIndex = snap?.meta.index ?? 0;
+      const coreOpts: RaftCoreOptions = { leaseTicks: this.leaseTicks, applied: this.applied };
+      this.core = new RaftCore(
+        {
+          id: o.id,
+          electionTicks: o.electionTicks ?? 10,
+          heartbeatTicks: o.heartbeatTicks ?? 1,
+          preVote: true,
+          checkQuorum: true,
+          maxInflightMsgs: o.maxInflightMsgs ?? 256,
+          maxInflightBytes: o.maxInflightBytes ?? 32 << 20,
+          maxMsgBytes: o.maxMsgBytes ?? 1 << 20,
+          snapshotChunkBytes: o.snapshotChunkBytes ?? 1 << 20,
+          random: (k) => Math.floor(rand() * k),
+        },
+        st,
+        st.hardState(),
+        coreOpts,
+      );
+      this.lastTerm = this.durableTerm = st.hardState().term;
+      this.syncedHard = { term: st.hardState().term, vote: st.hardState().vote };
+      this.transport = new Transport({
+        id: o.id,
+        clusterId: o.clusterId,
+        secret: o.secret,
+        listenHost: self.host,
+        listenPort: self.port,
+        peers,
+        random: rand,
+        logger: this.log,
+        onMessage: (m) => this.onMessage(m),
+        onPeerDown: (p) => {
+          if (!this.stopped) this.core.reportUnreachable(p);
+        },
+      });
+      await this.transport.start();
+    } catch (e) {
+      await this.storage.close();
+      throw e;
+    }
+    this.startMs = performance.now();
+    this.ticker = setInterval(() => this.tick(), this.tickMs);
+    this.log.info({ peers: [...peers.keys()], applied: this.applied, lastIndex: this.storage.lastIndex(), hardState: this.storage.hardState() }, 'raft node started');
+    this.schedule();
+  }
+
+  // ------------------------------------------------------------------ public API
+
+  /** Propose a command; resolves when it is committed and applied here. */
+  propose(data: Uint8Array): Promise<{ index: number; term: number; result: unknown }> {
+    if (this.stopped) return Promise.reject(this.fatalError ?? new ProposalFailedError('raft node stopped'));
+    const r = this.core.propose(data);
+    return this.track(r);
+  }
+
+  /** Membership: add a non-voting member (its address first goes to the transport). */
+  addLearner(id: NodeId, addr: PeerAddress): Promise<{ index: number; term: number; result: unknown }> {
+    this.transport.addPeer(id, addr);
+    return this.confChange({ type: 'addLearner', node: id });
+  }
+
+  promote(id: NodeId): Promise<{ index: number; term: number; result: unknown }> {
+    return this.confChange({ type: 'promote', node: id });
+  }
+
+  removeMember(id: NodeId): Promise<{ index: number; term: number; result: unknown }> {
+    return this.confChange({ type: 'remove', node: id });
+  }
+
+  private confChange(cc: ConfChange): Promise<{ index: number; term: number; result: unknown }> {
+    if (this.stopped) return Promise.reject(new ProposalFailedError('raft node stopped'));
+    return this.track(this.core.proposeConfChange(cc));
+  }
+
+  private track(r: ReturnType<RaftCore['propose']>): Promise<{ index: number; term: number; result: unknown }> {
+    if ('error' in r) return Promise.reject(new NotLeaderError(r.leader, r.error));
+    this.metrics.proposals.inc();
+    this.schedule();
+    return new Promise((resolve, reject) => {
+      const old = this.proposals.get(r.index);
+      if (old) {
+        // an earlier proposal at this index (from an older term of ours) was overwritten
+        clearTimeout(old.timer);
+        old.reject(new ProposalFailedError(`proposal at index ${r.index} was replaced (term ${old.term} -> ${r.term})`));
+      }
+      const p: PendingProposal = { term: r.term, resolve, reject, timer: undefined as unknown as NodeJS.Timeout };
+      p.timer = setTimeout(() => {
+        if (this.proposals.get(r.index) === p) this.proposals.delete(r.index);
+        reject(new ProposalFailedError(`proposal at index ${r.index} not applied within ${this.proposalTimeoutMs} ms`));
+      }, this.proposalTimeoutMs);
+      this.proposals.set(r.index, p);
+    });
+  }
+
+  /** Linearizable read barrier: resolves with a log index once this node applied through it. */
+  readIndex(): Promise<number> {
+    if (this.stopped) return Promise.reject(new ProposalFailedError('raft node stopped'));
+    const id = ++this.readSeq;
+    const r = this.core.readIndex(id);
+    if ('error' in r) return Promise.reject(new NotLeaderError(r.leader, r.error));
+    this.schedule();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.reads.delete(id);
+        const k = this.waitingReads.indexOf(p);
+        if (k >= 0) this.waitingReads.splice(k, 1);
+        reject(new ProposalFailedError('read index timed out (leadership changed?)'));
+      }, this.readTimeoutMs);
+      const p: PendingRead = { index: 0, resolve, reject, timer };
+      this.reads.set(id, p);
+    });
+  }
+
+  /** End of the leader lease in performance.now() milliseconds, with the safety margin taken off;
+   * 0 if this node holds no lease. */
+  leaseValidUntilMs(): number {
+    if (this.stopped) return 0;
+    const until = this.core.leaseValidUntil();
+    if (!until) return 0;
+    const sentTick = until - this.leaseTicks;
+    const t0 = this.tickTime(sentTick);
+    if (t0 === undefined) return 0;
+    return t0 + this.leaseTicks * this.tickMs - this.leaseSafetyMs;
+  }
+
+  transferLeadership(to: NodeId): void {
+    const r = this.core.transferLeadership(to);
+    if ('error' in r) throw new NotLeaderError(r.leader, r.error);
+    this.log.info({ to }, 'raft: leadership transfer requested');
+    this.schedule();
+  }
+
+  /** Start an election now (operator / tests). */
+  campaign(): void {
+    this.core.campaign();
+    this.schedule();
+  }
+
+  status(): RaftNodeStatus {
+    return { ...this.core.status(), leaseValidUntilMs: this.leaseValidUntilMs(), storage: this.storage.stats(), transport: this.transport.stats() };
+  }
+
+  isLeader(): boolean {
+    return !this.stopped && this.core.status().role === Role.Leader;
+  }
+
+  get appliedIndex(): number {
+    return this.applied;
+  }
+
+  get failed(): Error | undefined {
+    return this.fatalError;
+  }
+
+  stop(): Promise<void> {
+    this.stopping ??= this.doStop();
+    return this.stopping;
+  }
+
+  private async doStop(): Promise<void> {
+    this.stopped = true;
+    if (this.ticker) clearInterval(this.ticker);
+    for (let i = 0; this.running && i < 2000; i++) await new Promise((r) => setTimeout(r, 5));
+    await this.transport.close();
+    await this.storage.close();
+    this.failAll(this.fatalError ?? new ProposalFailedError('raft node stopped'));
+    this.log.info({}, 'raft node stopped');
+  }
+
+  // ------------------------------------------------------------------ loop
+
+  private tick(): void {
+    if (this.stopped) return;
+    this.ticks++;
+    this.tickTimes[this.ticks % this.tickTimes.length] = performance.now();
+    this.core.tick();
+    this.schedule();
+  }
+
+  private tickTime(k: number): number | undefined {
+    if (k === 0) return this.startMs;
+    if (k < 0 || k > this.ticks || k <= this.ticks - this.tickTimes.length) return undefined;
+    return this.tickTimes[k % this.tickTimes.length];
+  }
+
+  private onMessage(m: Message): void {
+    if (this.stopped) return;
+    try {
+      this.core.step(m);
+    } catch (e) {
+      this.log.error({ err: (e as Error).message, from: m.from, type: m.type }, 'raft: step failed');
+      return;
+    }
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.stopped) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.run();
+    });
+  }
+
+  private async run(): Promise<void> {
+    if (this.running || this.stopped) return;
+    this.running = true;
+    try {
+      while (!this.stopped && this.core.hasReady()) {
+        const rd = this.core.ready();
+        await this.handleReady(rd);
+        if (this.stopped) return;
+        this.core.advance(rd);
+        this.afterAdvance();
+      }
+      if (!this.stopped) await this.maybeSnapshot();
+    } catch (e) {
+      this.fatal(e as Error);
+    } finally {
+      this.running = false;
+    }
+    if (!this.stopped && this.core.hasReady()) this.schedule();
+  }
+
+  private async handleReady(rd: Ready): Promise<void> {
+    const st = this.storage;
+    if (rd.hardState && rd.hardState.term > this.lastTerm) {
+      if (rd.hardState.vote === this.id) {
+        this.metrics.elections.inc();
+        this.log.info({ term: rd.hardState.term }, 'raft: election started');
+      }
+      this.lastTerm = rd.hardState.term;
+    }
+    // 0. a leader's appends and heartbeats of an already durable term may leave before its own
+    //    fsync (they promise nothing about this node's disk; the core counts the leader's own copy
+    //    only after advance()). Votes and acknowledgements wait for the fsync below.
+    const late: Message[] = [];
+    for (const m of rd.messages) {
+      if ((m.type === MsgType.App || m.type === MsgType.Heartbeat || m.type === MsgType.Snap) && m.term <= this.durableTerm && m.to !== this.id) {
+        this.transport.send(m);
+      } else late.push(m);
+    }
+    // 1. persist: snapshot file (durable on return), then entries, then the hard state, one fsync
+    if (rd.snapshot) {
+      await st.applySnapshot(rd.snapshot);
+      this.metrics.snapshots.inc({ kind: 'installed' });
+    }
+    if (rd.entries.length > 0) st.append(rd.entries);
+    // a hard state that only moves `commit` needs no fsync of its own (etcd's MustSync): nothing sent
+    // depends on it and a lower commit after a crash is re-learned from the leader; its record goes
+    // to disk with the next sync
+    const voteOrTerm = rd.hardState !== undefined && (rd.hardState.term !== this.syncedHard.term || rd.hardState.vote !== this.syncedHard.vote);
+    if (rd.hardState) st.setHardState(rd.hardState);
+    if (rd.snapshot || rd.entries.length > 0 || voteOrTerm) {
+      await st.sync();
+      if (rd.hardState) this.syncedHard = { term: rd.hardState.term, vote: rd.hardState.vote };
+    }
+    this.durableTerm = this.syncedHard.term;
+    if (this.stopped) return;
+    // 2. send
+    for (const m of late) {
+      if (m.to === this.id) this.core.step(m);
+      else this.transport.send(m);
+    }
+    // 3. apply
+    if (rd.snapshot) {
+      const s: Snapshot = rd.snapshot;
+      this.sm.restore(s.data, s.meta);
+      this.applied = this.snapIndex = s.meta.index;
+      this.log.info({ index: s.meta.index, term: s.meta.term, bytes: s.data.length }, 'raft: state machine replaced by the leader snapshot');
+      for (const [idx, p] of this.proposals) {
+        if (idx <= s.meta.index) {
+          clearTimeout(p.timer);
+          this.proposals.delete(idx);
+          p.reject(new ProposalFailedError(`outcome of proposal ${idx} unknown: superseded by a snapshot`));
+        }
+      }
+    }
+    for (const e of rd.committed) this.applyEntry(e);
+    for (const rs of rd.readStates) {
+      const p = this.reads.get(rs.id);
+      if (!p) continue;
+      this.reads.delete(rs.id);
+      p.index = rs.index;
+      this.waitingReads.push(p);
+    }
+    if (rd.softStateChanged) this.roleChanged();
+  }
+
+  private applyEntry(e: Entry): void {
+    let result: unknown;
+    if (e.type === EntryType.Normal) {
+      result = this.sm.apply(e);
+    } else if (e.type === EntryType.ConfChange) {
+      const cc = decodeConfChange(e.data);
+      this.log.info({ index: e.index, change: cc }, 'raft: membership change applied');
+      if (cc.type === 'remove') {
+        if (cc.node === this.id) this.log.warn({}, 'raft: this node was removed from the cluster');
+        else this.transport.removePeer(cc.node);
+      }
+    }
+    this.applied = e.index;
+    this.metrics.commits.inc();
+    const p = this.proposals.get(e.index);
+    if (p) {
+      clearTimeout(p.timer);
+      this.proposals.delete(e.index);
+      if (p.term === e.term) p.resolve({ index: e.index, term: e.term, result });
+      else p.reject(new ProposalFailedError(`proposal at index ${e.index} was replaced by an entry of term ${e.term}`));
+    }
+  }
+
+  private afterAdvance(): void {
+    if (this.waitingReads.length > 0) {
+      const rest: PendingRead[] = [];
+      for (const r of this.waitingReads) {
+        if (r.index <= this.applied) {
+          clearTimeout(r.timer);
+          r.resolve(r.index);
+        } else rest.push(r);
+      }
+      this.waitingReads = rest;
+    }
+    const s = this.core.status();
+    this.metrics.term.set(s.term);
+    this.metrics.role.set(s.role);
+    this.metrics.commitIndex.set(s.commit);
+    this.metrics.appliedIndex.set(this.applied);
+    if (s.role === Role.Leader) {
+      for (const p of s.progress) {
+        if (p.id === this.id) continue;
+        this.metrics.peerMatchIndex.set({ peer: String(p.id) }, p.match);
+        this.metrics.peerLag.set({ peer: String(p.id) }, Math.max(0, s.lastIndex - p.match));
+      }
+    }
+  }
+
+  private roleChanged(): void {
+    const s = this.core.status();
+    if (s.role !== this.lastRole || s.leader !== this.lastLeader) {
+      this.log.info({ term: s.term, role: ROLE_NAMES[s.role], leader: s.leader, previousRole: ROLE_NAMES[this.lastRole] }, 'raft: role changed');
+      if (s.leader !== this.lastLeader) this.metrics.leaderChanges.inc();
+      if (this.lastRole === Role.Leader && s.role !== Role.Leader) {
+        this.metrics.peerMatchIndex.reset();
+        this.metrics.peerLag.reset();
+      }
+      this.lastRole = s.role;
+      this.lastLeader = s.leader;
+    }
+  }
+
+  private async maybeSnapshot(): Promise<void> {
+    if (this.snapshotting || this.applied - this.snapIndex < this.snapshotEntries) return;
+    this.snapshotting = true;
+    try {
+      const index = this.applied;
+      const snap = this.core.compact(index, this.sm.snapshot());
+      await this.storage.saveSnapshot(snap);
+      this.snapIndex = index;
+      const keepFrom = Math.max(this.storage.firstIndex() - 1, index - this.catchUp);
+      if (keepFrom > this.storage.firstIndex() - 1) this.storage.compact(keepFrom);
+      this.metrics.snapshots.inc({ kind: 'local' });
+      this.log.info({ index, term: snap.meta.term, bytes: snap.data.length, compactedTo: keepFrom }, 'raft: snapshot taken, log compacted');
+    } finally {
+      this.snapshotting = false;
+    }
+  }
+
+  private fatal(e: Error): void {
+    if (this.fatalError) return;
+    this.fatalError = e;
+    this.log.fatal({ err: e.message, stack: e.stack }, 'raft node stopping on an unrecoverable error');
+    this.stopped = true;
+    if (this.ticker) clearInterval(this.ticker);
+    this.failAll(e);
+    void this.transport.close();
+    this.onFatal?.(e);
+  }
+
+  private failAll(e: Error): void {
+    for (const p of this.proposals.values()) {
+      clearTimeout(p.timer);
+      p.reject(e);
+    }
+    this.proposals.clear();
+    for (const r of [...this.reads.values(), ...this.waitingReads]) {
+      clearTimeout(r.timer);
+      r.reject(e);
+    }
+    this.reads.clear();
+    this.waitingReads = [];
+  }
+}
+
+export function observeTransportMetrics(n: RaftNode): void {
+  n.metrics.observeTransport(n.status().transport);
+}

@@ -1,0 +1,183 @@
+/**
+ * On-disk record format of the Raft log segments (see docs/raft-storage.md).
+ *
+ * A segment file is a sequence of records:
+ *
+ *   u32 LE payloadLength | u32 LE crc32c(lengthBytes ++ type ++ payload) | u8 type | payload
+ *
+ * The checksum covers the length field, so a torn or zero-filled length is detected like any other
+ * damage. Integers in payloads are little-endian u64 (safe integers only).
+ */
+import { crc32c } from './segment-crc32c';
+import { EntryType, HardState } from './types';
+
+export const RECORD_HEADER_BYTES = 9;
+export const SEGMENT_MAGIC = 0x48524c47; // 'HRLG'
+export const SEGMENT_VERSION = 1;
+
+export const enum RecordType {
+  /** first record of every segment: the writer's state when the segment was created */
+  SegmentHeader = 1,
+  Entry = 2,
+  HardState = 3,
+  /** log base moved: compaction (reset=false) or an installed snapshot (reset=true) */
+  Base = 4,
+}
+
+export interface SegmentHeaderRecord {
+  seq: number;
+  /** last log index/term when the segment was created */
+  lastIndex: number;
+  lastTerm: number;
+  /** compaction base (index, term) when the segment was created */
+  baseIndex: number;
+  baseTerm: number;
+  hardState: HardState;
+}
+
+export interface EntryRecordHead {
+  index: number;
+  term: number;
+  /** term of entry index-1 in this log when the entry was appended (log-matching check on replay) */
+  prevTerm: number;
+  type: EntryType;
+}
+
+export interface BaseRecord {
+  index: number;
+  term: number;
+  reset: boolean;
+}
+
+const TWO32 = 2 ** 32;
+
+export function putU64(b: Buffer, off: number, v: number): void {
+  if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`not a u64 safe integer: ${v}`);
+  b.writeUInt32LE(v % TWO32, off);
+  b.writeUInt32LE(Math.floor(v / TWO32), off + 4);
+}
+
+export function getU64(b: Buffer, off: number): number {
+  const hi = b.readUInt32LE(off + 4);
+  if (hi > 0x1fffff) throw new RangeError('u64 out of safe integer range');
+  return b.readUInt32LE(off) + hi * TWO32;
+}
+
+/** Build a complete record (header + payload) around a payload already written at offset 9 of buf. */
+function seal(buf: Buffer, type: RecordType): Buffer {
+  const len = buf.length - RECORD_HEADER_BYTES;
+  buf.writeUInt32LE(len, 0);
+  buf[8] = type;
+  let c = crc32c(buf, 0, 0, 4);
+  c = crc32c(buf, c, 8, buf.length);
+  buf.writeUInt32LE(c, 4);
+  return buf;
+}
+
+export function encodeSegmentHeader(h: SegmentHeaderRecord): Buffer {
+  const b = Buffer.allocUnsafe(RECORD_HEADER_BYTES + 8 + 8 * 8);
+  let o = RECORD_HEADER_BYTES;
+  b.writeUInt32LE(SEGMENT_MAGIC, o);
+  b.writeUInt32LE(SEGMENT_VERSION, o + 4);
+  o += 8;
+  for (const v of [h.seq, h.lastIndex, h.lastTerm, h.baseIndex, h.baseTerm, h.hardState.term, h.hardState.vote, h.hardState.commit]) {
+    putU64(b, o, v);
+    o += 8;
+  }
+  return seal(b, RecordType.SegmentHeader);
+}
+
+export function decodeSegmentHeader(b: Buffer, start: number, end: number): SegmentHeaderRecord {
+  if (end - start !== 8 + 8 * 8) throw new Error('bad segment header length');
+  if (b.readUInt32LE(start) !== SEGMENT_MAGIC) throw new Error('bad segment magic');
+  const ver = b.readUInt32LE(start + 4);
+  if (ver !== SEGMENT_VERSION) throw new Error(`unsupported segment version ${ver}`);
+  const o = start + 8;
+  return {
+    seq: getU64(b, o),
+    lastIndex: getU64(b, o + 8),
+    lastTerm: getU64(b, o + 16),
+    baseIndex: getU64(b, o + 24),
+    baseTerm: getU64(b, o + 32),
+    hardState: { term: getU64(b, o + 40), vote: getU64(b, o + 48), commit: getU64(b, o + 56) },
+  };
+}
+
+export const ENTRY_FIXED_BYTES = 8 * 3 + 1;
+
+export function encodeEntryRecord(index: number, term: number, prevTerm: number, type: EntryType, data: Uint8Array): Buffer {
+  const b = Buffer.allocUnsafe(RECORD_HEADER_BYTES + ENTRY_FIXED_BYTES + data.length);
+  const o = RECORD_HEADER_BYTES;
+  putU64(b, o, index);
+  putU64(b, o + 8, term);
+  putU64(b, o + 16, prevTerm);
+  b[o + 24] = type;
+  b.set(data, o + ENTRY_FIXED_BYTES);
+  return seal(b, RecordType.Entry);
+}
+
+export function decodeEntryHead(b: Buffer, start: number, end: number): EntryRecordHead {
+  if (end - start < ENTRY_FIXED_BYTES) throw new Error('short entry record');
+  const type = b[start + 24];
+  if (type > 2) throw new Error(`bad entry type ${type}`);
+  return { index: getU64(b, start), term: getU64(b, start + 8), prevTerm: getU64(b, start + 16), type: type as EntryType };
+}
+
+export function encodeHardStateRecord(hs: HardState): Buffer {
+  const b = Buffer.allocUnsafe(RECORD_HEADER_BYTES + 24);
+  putU64(b, RECORD_HEADER_BYTES, hs.term);
+  putU64(b, RECORD_HEADER_BYTES + 8, hs.vote);
+  putU64(b, RECORD_HEADER_BYTES + 16, hs.commit);
+  return seal(b, RecordType.HardState);
+}
+
+export function decodeHardState(b: Buffer, start: number, end: number): HardState {
+  if (end - start !== 24) throw new Error('bad hard state record length');
+  return { term: getU64(b, start), vote: getU64(b, start + 8), commit: getU64(b, start + 16) };
+}
+
+export function encodeBaseRecord(r: BaseRecord): Buffer {
+  const b = Buffer.allocUnsafe(RECORD_HEADER_BYTES + 17);
+  putU64(b, RECORD_HEADER_BYTES, r.index);
+  putU64(b, RECORD_HEADER_BYTES + 8, r.term);
+  b[RECORD_HEADER_BYTES + 16] = r.reset ? 1 : 0;
+  return seal(b, RecordType.Base);
+}
+
+export function decodeBase(b: Buffer, start: number, end: number): BaseRecord {
+  if (end - start !== 17) throw new Error('bad base record length');
+  return { index: getU64(b, start), term: getU64(b, start + 8), reset: b[start + 16] === 1 };
+}
+
+export type ParsedRecord =
+  | { ok: true; type: RecordType; payloadStart: number; payloadEnd: number; next: number }
+  | { ok: false; reason: 'short' | 'crc' | 'length' };
+
+/** Parse the record starting at `off` of buf[0, end). Never throws. */
+export function parseRecord(buf: Buffer, off: number, end: number, maxPayload: number): ParsedRecord {
+  if (end - off < RECORD_HEADER_BYTES) return { ok: false, reason: 'short' };
+  const len = buf.readUInt32LE(off);
+  if (len > maxPayload) return { ok: false, reason: 'length' };
+  const next = off + RECORD_HEADER_BYTES + len;
+  if (next > end) return { ok: false, reason: 'short' };
+  const type = buf[off + 8];
+  let c = crc32c(buf, 0, off, off + 4);
+  c = crc32c(buf, c, off + 8, next);
+  if (c !== buf.readUInt32LE(off + 4)) return { ok: false, reason: 'crc' };
+  if (type < RecordType.SegmentHeader || type > RecordType.Base) return { ok: false, reason: 'crc' };
+  return { ok: true, type: type as RecordType, payloadStart: off + RECORD_HEADER_BYTES, payloadEnd: next, next };
+}
+
+/** True if any valid record starts somewhere in buf[from, end): used to tell a torn tail (nothing valid
+ * after the damage) from corruption in the middle of the log (valid records follow). */
+export function anyValidRecordAfter(buf: Buffer, from: number, end: number, maxPayload: number): number {
+  for (let off = from; off + RECORD_HEADER_BYTES <= end; off++) {
+    const len = buf.readUInt32LE(off);
+    if (len > maxPayload || off + RECORD_HEADER_BYTES + len > end) continue;
+    const t = buf[off + 8];
+    if (t < RecordType.SegmentHeader || t > RecordType.Base) continue;
+    const r = parseRecord(buf, off, end, maxPayload);
+    if (r.ok) return off;
+  }
+  return -1;
+}
