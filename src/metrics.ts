@@ -26,6 +26,15 @@ export interface RpcMetrics {
   connectionClosed(transport: 'tcp'): void;
   /** a record or datagram dropped without a reply, or a connection closed for misbehaviour */
   dropped(reason: string): void;
+  /** a retransmitted non-idempotent call answered from the duplicate request cache, not run again */
+  drcHit?(program: string, proc: string): void;
+  /** a retransmit of a call still in progress, dropped (the original's reply will answer it) */
+  drcInProgressDrop?(program: string, proc: string): void;
+}
+
+/** What the duplicate request cache reports on scrape (src/nfs/duplicate-request-cache.ts). */
+export interface DrcGaugeSource {
+  readonly stats: { entries: number; inProgress: number; bytes: number; evictions: number };
 }
 
 export class HanfsMetrics implements NfsMetrics, RpcMetrics {
@@ -39,6 +48,10 @@ export class HanfsMetrics implements NfsMetrics, RpcMetrics {
   private readonly written: Counter;
   private readonly connections: Gauge;
   private readonly drops: Counter<'reason'>;
+  private readonly drcHits: Counter<'program' | 'proc'>;
+  private readonly drcInProgressDrops: Counter<'program' | 'proc'>;
+  private readonly verifierRotations: Counter<'reason'>;
+  private drcSource: DrcGaugeSource | undefined;
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -83,6 +96,67 @@ export class HanfsMetrics implements NfsMetrics, RpcMetrics {
       labelNames: ['reason'],
       registers,
     });
+    this.drcHits = new Counter({
+      name: 'hanfs_rpc_drc_hits_total',
+      help: 'Retransmitted non-idempotent calls answered from the duplicate request cache without running them again',
+      labelNames: ['program', 'proc'],
+      registers,
+    });
+    this.drcInProgressDrops = new Counter({
+      name: 'hanfs_rpc_drc_inprogress_drops_total',
+      help: 'Retransmits of non-idempotent calls still in progress, dropped (the original answers)',
+      labelNames: ['program', 'proc'],
+      registers,
+    });
+    const drc = () => this.drcSource?.stats;
+    new Gauge({
+      name: 'hanfs_rpc_drc_entries',
+      help: 'Entries in the duplicate request cache (completed and in progress)',
+      registers,
+      collect() {
+        this.set(drc()?.entries ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'hanfs_rpc_drc_bytes',
+      help: 'Bytes charged to the duplicate request cache (cached replies and per-entry overhead)',
+      registers,
+      collect() {
+        this.set(drc()?.bytes ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'hanfs_rpc_drc_evictions',
+      help: 'Completed entries evicted from the duplicate request cache (bounds or age) since start',
+      registers,
+      collect() {
+        this.set(drc()?.evictions ?? 0);
+      },
+    });
+    this.verifierRotations = new Counter({
+      name: 'hanfs_nfs_write_verifier_rotations_total',
+      help: 'Changes of the NFSv3 write verifier after start (uncommitted data may have been lost), by reason',
+      labelNames: ['reason'],
+      registers,
+    });
+  }
+
+  /** report the duplicate request cache's size on scrape */
+  watchDrc(source: DrcGaugeSource | undefined): void {
+    this.drcSource = source;
+  }
+
+  drcHit(program: string, proc: string): void {
+    this.drcHits.inc({ program, proc });
+  }
+
+  drcInProgressDrop(program: string, proc: string): void {
+    this.drcInProgressDrops.inc({ program, proc });
+  }
+
+  /** the write verifier changed; `reason` is one of a few fixed words (bounded label set) */
+  verifierRotated(reason: string): void {
+    this.verifierRotations.inc({ reason });
   }
 
   callStarted(program: string): void {

@@ -9,9 +9,9 @@ import { HanfsMetrics, startAdminServer, type AdminServer } from './metrics';
 import { ExportTable, type Export } from './nfs/exports';
 import { MountProgram } from './nfs/mount';
 import { PortmapProgram, daemonRegistrations } from './nfs/portmap';
-import type { RpcProgram } from './nfs/rpc-program';
+import { withNonIdempotent, type RpcProgram } from './nfs/rpc-program';
 import { RpcServer, type Listener } from './nfs/rpc-server';
-import { WriteVerifier } from './nfs/write-verifier';
+import { WriteVerifier, type RotateReason } from './nfs/write-verifier';
 import { handleFor, rootHandle as makeRootHandle } from './nfs/file-handle';
 import { FileType, Nfs3Status, type BlockStore } from './store/types';
 import type { Nfs3Deps } from './nfs/nfs3/deps';
@@ -45,8 +45,9 @@ export interface RunningServer {
   /** the 8-byte write verifier the NFS3 program replies with (changes in place on rotate) */
   readonly verifier: Uint8Array;
   /** pick a new write verifier: whenever UNSTABLE data acknowledged here could have been lost
-   * (e.g. this node becomes the serving leader) */
-  rotateVerifier(): void;
+   * (e.g. this node becomes the serving leader: reason 'leader'). The NFS program rotates it itself
+   * when a sync or a mutation fails in the store. */
+  rotateVerifier(reason?: RotateReason): void;
   readonly rpc: RpcServer;
   /** the Linux mount command and libnfs URL for the first export */
   readonly mountCommand: string;
@@ -107,6 +108,11 @@ export function libnfsUrl(host: string, nfsPort: number, mountPort: number, path
   return `nfs://${hp}${path}?version=3&nfsport=${nfsPort}&mountport=${mountPort}`;
 }
 
+/** MOUNT procedures the duplicate request cache covers: MNT (1), UMNT (3), UMNTALL (4) */
+export function mountNonIdempotent(_vers: number, proc: number): boolean {
+  return proc === 1 || proc === 3 || proc === 4;
+}
+
 /** mountstat3 codes that equal the nfsstat3 the store returns */
 const MOUNT_STATUSES = new Set<number>([Nfs3Status.NOENT, Nfs3Status.ACCES, Nfs3Status.NOTDIR, Nfs3Status.NAMETOOLONG, Nfs3Status.IO]);
 
@@ -137,6 +143,10 @@ export async function startServer(config: HanfsConfig, opts: StartOptions = {}):
   const metrics = parts.metrics ?? new HanfsMetrics();
   const exportTable = new ExportTable(config.exports);
   const verifier = new WriteVerifier();
+  verifier.onRotate = (reason) => {
+    metrics.verifierRotated(reason);
+    log.warn({ reason, rotations: verifier.rotations }, 'write verifier rotated: clients resend uncommitted writes');
+  };
 
   const openStore =
     parts.openStore ??
@@ -155,7 +165,9 @@ export async function startServer(config: HanfsConfig, opts: StartOptions = {}):
   const rootHandle = parts.rootHandle ?? makeRootHandle;
 
   const store = await openStore(config.dataDir);
+  // config.limits may carry drcMaxEntries / drcMaxBytes; the DRC's own defaults apply otherwise
   const rpc = new RpcServer({ limits: config.limits, log, metrics });
+  metrics.watchDrc(rpc.drc);
   let admin: AdminServer | undefined;
   let stopping = false;
   try {
@@ -167,7 +179,8 @@ export async function startServer(config: HanfsConfig, opts: StartOptions = {}):
       onStatus: (proc, status) => metrics.nfsError(proc, status),
       onBytes: (dir, n) => (dir === 'read' ? metrics.bytesRead(n) : metrics.bytesWritten(n)),
     });
-    const mount = new MountProgram({ exports: exportTable, rootHandle, resolvePath: (id, names) => resolvePath(store, id, names), log });
+    const mountProgram = new MountProgram({ exports: exportTable, rootHandle, resolvePath: (id, names) => resolvePath(store, id, names), log });
+    const mount: RpcProgram = (mountProgram as RpcProgram).isNonIdempotent ? mountProgram : withNonIdempotent(mountProgram, mountNonIdempotent);
     const host = config.listen.host;
 
     const nfs = await withFallback(explicit.nfs, config.listen.nfsPort, log, 'NFS', (p) => rpc.listenTcp(host, p, [nfs3]));
@@ -228,7 +241,7 @@ export async function startServer(config: HanfsConfig, opts: StartOptions = {}):
       portmap,
       admin,
       verifier: verifier.bytes,
-      rotateVerifier: () => verifier.rotate(),
+      rotateVerifier: (reason: RotateReason = 'manual') => verifier.rotate(reason),
       rpc,
       mountCommand: cmd,
       libnfsUrl: url,

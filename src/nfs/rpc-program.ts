@@ -28,6 +28,13 @@ export interface RpcCallContext {
   sys?: AuthSys;
   remoteAddress: string;
   remotePort: number;
+  /**
+   * The local end the call arrived on (the portmapper answers GETADDR for wildcard registrations with
+   * the address the client reached). Always set by the RPC server; optional only so that contexts
+   * built by hand (tests, direct program calls) need not invent one.
+   */
+  localAddress?: string;
+  localPort?: number;
   transport: 'tcp' | 'udp';
 }
 
@@ -50,4 +57,26 @@ export interface RpcProgram {
   /** proc names by number for logs and metrics */
   procName(vers: number, proc: number): string;
   handle(ctx: RpcCallContext, args: Reader): Promise<ProgramResult>;
+  /**
+   * Procedures that must not run twice for one call (their effect or answer changes when repeated:
+   * REMOVE, RENAME, CREATE, WRITE, MNT, ...). The RPC server's duplicate request cache
+   * (duplicate-request-cache.ts) answers retransmits of these from the reply it sent and never runs
+   * them again while the original is still running. Absent: nothing of this program is cached.
+   */
+  isNonIdempotent?(vers: number, proc: number): boolean;
+}
+
+/**
+ * `program` with `isNonIdempotent` declared from outside (for a program that does not declare it
+ * itself). The result delegates everything else to `program`.
+ */
+export function withNonIdempotent(program: RpcProgram, isNonIdempotent: (vers: number, proc: number) => boolean): RpcProgram {
+  return {
+    prog: program.prog,
+    versions: program.versions,
+    name: program.name,
+    procName: (vers, proc) => program.procName(vers, proc),
+    handle: (ctx, args) => program.handle(ctx, args),
+    isNonIdempotent,
+  };
 }

@@ -6,6 +6,9 @@
  * record sizes are capped before buffering, calls in flight per connection are capped (the socket is
  * no longer read while at the cap or while replies are not being read by the client), a client that
  * holds a partial record too long is disconnected, and a program that throws yields SYSTEM_ERR.
+ * Procedures a program declares non-idempotent go through the duplicate request cache
+ * (duplicate-request-cache.ts): a retransmit is answered with the reply already sent, and is never
+ * run while the original is still running.
  */
 import net from 'node:net';
 import dgram from 'node:dgram';
@@ -13,10 +16,11 @@ import { Reader } from '@jsonjoy.com/buffers/lib/Reader';
 import type { Limits } from '../config';
 import type { Logger } from '../log';
 import type { RpcMetrics } from '../metrics';
-import { AuthFlavor, type ProgramResult, type RpcCallContext, type RpcProgram } from './rpc-program';
+import { AuthFlavor, type AuthSys, type ProgramResult, type RpcCallContext, type RpcProgram } from './rpc-program';
 import { AuthStat, MAX_AUTH_BYTES, checkAuth } from './auth';
 import { RecordDecoder, TooManyFragmentsError, encodeRecord } from './record-marking';
 import { normalizeAddress } from './exports';
+import { DuplicateRequestCache, type DrcLimits, type DrcToken } from './duplicate-request-cache';
 
 export const RPC_VERSION = 2;
 
@@ -37,15 +41,6 @@ export const enum AcceptStat {
 
 const AUTH_STAT_NAMES = ['AUTH_OK', 'AUTH_BADCRED', 'AUTH_REJECTEDCRED', 'AUTH_BADVERF', 'AUTH_REJECTEDVERF', 'AUTH_TOOWEAK'];
 const ACCEPT_STAT_NAMES = ['SUCCESS', 'PROG_UNAVAIL', 'PROG_MISMATCH', 'PROC_UNAVAIL', 'GARBAGE_ARGS', 'SYSTEM_ERR'];
-
-/**
- * The call context the server builds; it is an RpcCallContext plus the local end of the transport
- * (the portmapper needs it to answer with the address the client reached).
- */
-export interface ServerCallContext extends RpcCallContext {
-  localAddress: string;
-  localPort: number;
-}
 
 // ---------------------------------------------------------------------------------------------
 // strict XDR reading for program arguments. Reader.buf()/utf8() do not check bounds themselves; these
@@ -224,13 +219,27 @@ export interface RpcServerOptions {
     Limits,
     'maxRecordBytes' | 'maxInflightPerConnection' | 'maxConnections' | 'idleRecordTimeoutMs' | 'idleConnectionTimeoutMs'
   > &
-    Partial<Pick<Limits, 'maxBufferedBytes'>>;
+    Partial<Pick<Limits, 'maxBufferedBytes'>> &
+    Partial<DrcConfigLimits>;
   log: Logger;
   metrics?: RpcMetrics;
   /** calls in flight over one UDP socket; more are dropped (UDP clients retransmit). Default 256 */
   maxUdpInflight?: number;
   /** largest reply fragment written (default: one fragment per reply) */
   maxReplyFragment?: number;
+  /**
+   * the duplicate request cache: its limits (over `limits.drcMaxEntries`/`drcMaxBytes` and the
+   * defaults of duplicate-request-cache.ts), or false to run without one
+   */
+  drc?: Partial<DrcLimits> | false;
+}
+
+/** DRC bounds as they may appear among the configured limits */
+export interface DrcConfigLimits {
+  /** entries of the duplicate request cache (completed + in progress); 0 = cache nothing */
+  drcMaxEntries: number;
+  /** bytes of the duplicate request cache (cached replies + per-entry overhead) */
+  drcMaxBytes: number;
 }
 
 export interface Listener {
@@ -274,6 +283,14 @@ function u32(b: Uint8Array, off: number): number {
   return ((b[off] << 24) | (b[off + 1] << 16) | (b[off + 2] << 8) | b[off + 3]) >>> 0;
 }
 
+function safeIsNonIdempotent(p: RpcProgram, vers: number, proc: number): boolean {
+  try {
+    return p.isNonIdempotent?.(vers, proc) === true;
+  } catch {
+    return false;
+  }
+}
+
 function safeProcName(p: RpcProgram, vers: number, proc: number): string {
   try {
     const n = p.procName(vers, proc);
@@ -301,6 +318,8 @@ export class RpcServer {
   /** bytes of complete records queued or being processed, over all TCP connections */
   private held = 0;
   private readonly maxHeld: number;
+  /** the duplicate request cache (undefined: disabled) */
+  readonly drc: DuplicateRequestCache | undefined;
 
   constructor(opts: RpcServerOptions) {
     this.log = opts.log;
@@ -309,6 +328,12 @@ export class RpcServer {
     this.maxUdpInflight = opts.maxUdpInflight ?? 256;
     this.maxReplyFragment = opts.maxReplyFragment;
     this.maxHeld = opts.limits.maxBufferedBytes ?? 256 * 1024 * 1024;
+    if (opts.drc !== false) {
+      const l: Partial<DrcLimits> = {};
+      if (opts.limits.drcMaxEntries !== undefined) l.maxEntries = opts.limits.drcMaxEntries;
+      if (opts.limits.drcMaxBytes !== undefined) l.maxBytes = opts.limits.drcMaxBytes;
+      this.drc = new DuplicateRequestCache({ ...l, ...opts.drc });
+    }
   }
 
   /** true while the records held exceed the global budget: connections are not read */
@@ -582,7 +607,70 @@ export class RpcServer {
       };
     }
     const procLabel = safeProcName(program, vers, proc);
-    const ctx: ServerCallContext = {
+    // non-idempotent procedures: the duplicate request cache decides whether this call runs
+    let drcToken: DrcToken | undefined;
+    if (this.drc && program.isNonIdempotent && safeIsNonIdempotent(program, vers, proc)) {
+      const call = {
+        transport: peer.transport,
+        address: peer.remoteAddress,
+        xid,
+        prog,
+        vers,
+        proc,
+        args: rec.subarray(verfEnd, n),
+        credFlavor,
+        cred,
+      };
+      const seen = this.drc.begin(call, peer);
+      if (seen.kind === 'cached') {
+        this.metrics.drcHit?.(program.name, procLabel);
+        this.log.debug({ xid, program: program.name, proc: procLabel, remote: peer.remoteAddress }, 'retransmit answered from the duplicate request cache');
+        return { kind: 'reply', parts: [seen.reply] };
+      }
+      if (seen.kind === 'inprogress') {
+        // The original is still running. Its reply goes out on the connection it came in on: a
+        // duplicate on that same connection (or over UDP, where the client retransmits anyway) is
+        // dropped. A duplicate on another TCP connection (the client reconnected; the original's
+        // connection is gone or will not be read) waits for the original and gets its reply.
+        if (peer.transport === 'tcp' && seen.origin !== peer) {
+          const reply = await seen.wait();
+          if (reply) {
+            this.metrics.drcHit?.(program.name, procLabel);
+            return { kind: 'reply', parts: [reply] };
+          }
+        }
+        this.metrics.drcInProgressDrop?.(program.name, procLabel);
+        this.log.debug({ xid, program: program.name, proc: procLabel, remote: peer.remoteAddress }, 'retransmit of a call in progress dropped');
+        return { kind: 'drop', reason: 'drc-inprogress' };
+      }
+      drcToken = seen.token;
+    }
+    try {
+      const d = await this.run(program, procLabel, xid, vers, proc, auth, peer, rec, verfEnd);
+      // what is kept is a copy of exactly what is sent
+      if (drcToken) this.drc?.finish(drcToken, d.kind === 'reply' ? d.parts : undefined);
+      return d;
+    } finally {
+      // never leave an entry in progress (waiting duplicates would wait forever)
+      if (drcToken && !drcToken.finished) this.drc?.finish(drcToken, undefined);
+    }
+  }
+
+  /** Run the procedure and turn its result into a reply. Never throws. */
+  private async run(
+    program: RpcProgram,
+    procLabel: string,
+    xid: number,
+    vers: number,
+    proc: number,
+    auth: { flavor: AuthFlavor; sys?: AuthSys },
+    peer: Peer,
+    rec: Uint8Array,
+    verfEnd: number,
+  ): Promise<Disposition> {
+    const n = rec.length;
+    const prog = program.prog;
+    const ctx: RpcCallContext = {
       xid,
       prog,
       vers,

@@ -3,6 +3,12 @@
  * procedure's handler (one module per procedure), encodes the result. NULL is answered here.
  * Malformed arguments → GARBAGE_ARGS; procedures above 21 → PROC_UNAVAIL; a credential flavor the
  * export does not take → AUTH_ERROR / AUTH_TOOWEAK.
+ *
+ * Non-idempotent procedures (SETATTR, WRITE, CREATE, MKDIR, SYMLINK, MKNOD, REMOVE, RMDIR, RENAME,
+ * LINK) are declared to the RPC server (`isNonIdempotent`), whose duplicate request cache keeps
+ * retransmits of them from running twice. A mutation that fails in the store (an exception, or
+ * NFS3ERR_IO) may have taken a sync round down with it, and with it UNSTABLE data acknowledged
+ * earlier: the write verifier is rotated before the reply (WRITE and COMMIT do it themselves).
  */
 import type { ProgramResult, RpcCallContext, RpcProgram } from '../rpc-program';
 import type { Reader } from '@jsonjoy.com/buffers/lib/Reader';
@@ -13,6 +19,7 @@ import type { ExportRef, Nfs3Deps } from './deps';
 import { failureReply } from './failure';
 import { RawReply, type Handler, type Reply } from './reply';
 import { RequestDecoder } from './xdr';
+import { rotateWriteVerifier } from '../write-verifier';
 import { getattr } from './getattr';
 import { setattr } from './setattr';
 import { lookup } from './lookup';
@@ -52,6 +59,11 @@ const HANDLERS: (Handler | undefined)[] = [
   remove, rmdir, rename, link, readdir, readdirplus, fsstat, fsinfo, pathconf, commit,
 ];
 
+/** procedures that change state: a retransmit must not run them again (RPC duplicate request cache) */
+export const NFS3_NON_IDEMPOTENT: ReadonlySet<number> = new Set([2, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
+const WRITE = 7;
+const COMMIT = 21;
+
 const EMPTY = new Uint8Array(0);
 const GARBAGE: ProgramResult = { kind: 'garbage_args' };
 const PROC_UNAVAIL: ProgramResult = { kind: 'proc_unavail' };
@@ -75,6 +87,7 @@ export function createNfs3Program<E extends ExportRef = ExportConfig>(deps: Nfs3
     const req = decoder.decode(args, proc);
     if (req === undefined) return GARBAGE;
     let res: Reply;
+    let failed = false;
     try {
       res = await handler(core, ctx, req);
     } catch (e) {
@@ -84,7 +97,13 @@ export function createNfs3Program<E extends ExportRef = ExportConfig>(deps: Nfs3
       else {
         log?.error({ err: e, proc: NFS3_PROC_NAMES[proc], xid: ctx.xid }, 'nfs3: call failed');
         res = failureReply(proc, Nfs3Status.IO);
+        failed = true;
       }
+    }
+    // WRITE and COMMIT rotate on their own store failures; other mutations here
+    if (proc !== WRITE && proc !== COMMIT && NFS3_NON_IDEMPOTENT.has(proc) && (failed || res.status === Nfs3Status.IO)) {
+      rotateWriteVerifier(deps.verifier, 'op-failed');
+      log?.warn({ proc: NFS3_PROC_NAMES[proc], xid: ctx.xid }, 'nfs3: mutation failed in the store; write verifier rotated');
     }
     onStatus?.(NFS3_PROC_NAMES[proc], res.status);
     const enc = core.enc;
@@ -101,5 +120,9 @@ export function createNfs3Program<E extends ExportRef = ExportConfig>(deps: Nfs3
     return { kind: 'success', body: enc.flush() };
   }
 
-  return { prog: NFS_PROGRAM, versions: [NFS_V3], name: 'nfs', procName, handle };
+  function isNonIdempotent(vers: number, proc: number): boolean {
+    return vers === NFS_V3 && NFS3_NON_IDEMPOTENT.has(proc);
+  }
+
+  return { prog: NFS_PROGRAM, versions: [NFS_V3], name: 'nfs', procName, handle, isNonIdempotent };
 }

@@ -2,11 +2,18 @@
  * WRITE (RFC 1813 §3.3.7). count must equal the opaque data length (else GARBAGE_ARGS, like knfsd).
  * More than wtmax (1 MiB) is cut to wtmax (a short write the client continues). UNSTABLE goes to
  * the store as stable 0 and is answered UNSTABLE; DATA_SYNC and FILE_SYNC go as FILE_SYNC (data and
- * metadata durable when apply resolves) and are answered FILE_SYNC. The verifier is always the
- * server's current one. The data is a view into the RPC record: no copy is made here.
+ * metadata durable when apply resolves) and are answered FILE_SYNC. The data is a view into the RPC
+ * record: no copy is made here.
+ *
+ * The verifier in the reply is the server's as it was when the data was handed to the store: if it
+ * rotates while the write is in progress (a sync failed and may have lost this data), the client
+ * sees the old one here and a new one on COMMIT, and resends. If the op fails in the store (it
+ * rejects, or answers NFS3ERR_IO), acknowledged UNSTABLE data may be lost with it: the verifier is
+ * rotated before the NFS3ERR_IO reply.
  */
 import * as m from '@jsonjoy.com/json-pack/lib/nfs/v3/messages';
-import { FileType, Nfs3Status } from '../../store/types';
+import { FileType, Nfs3Status, type OpResult } from '../../store/types';
+import { rotateWriteVerifier, snapshotVerifier } from '../write-verifier';
 import { GarbageArgs, RW_MAX, u64, OK } from './core';
 import type { Handler } from './reply';
 
@@ -23,10 +30,22 @@ export const write: Handler = async (core, ctx, req: m.Nfsv3WriteRequest) => {
   const offset = u64(req.offset);
   if (offset === undefined || offset + data.length > Number.MAX_SAFE_INTEGER) return fail(Nfs3Status.FBIG);
   const stable = req.stable === 0 ? 0 : 2;
-  const r = await core.submit({ kind: 'write', time: core.now(), cred: t.cred, file: t.fileId, offset, data, stable });
+  const verf = snapshotVerifier(core.verifier);
+  let r: OpResult;
+  try {
+    r = await core.submit({ kind: 'write', time: core.now(), cred: t.cred, file: t.fileId, offset, data, stable });
+  } catch (e) {
+    rotateWriteVerifier(core.verifier, 'write-failed');
+    core.deps.log?.error({ err: e, fileId: t.fileId, stable }, 'nfs3 write: apply failed; write verifier rotated');
+    return fail(Nfs3Status.IO);
+  }
+  if (r.status === Nfs3Status.IO) {
+    rotateWriteVerifier(core.verifier, 'write-failed');
+    core.deps.log?.error({ fileId: t.fileId, stable }, 'nfs3 write: store answered IO; write verifier rotated');
+  }
   const wcc = core.opWcc(r, r.wcc, t.attr, id, r.obj);
   if (r.status !== Nfs3Status.OK) return new m.Nfsv3WriteResponse(r.status as number, undefined, new m.Nfsv3WriteResFail(wcc));
   const n = r.count ?? data.length;
   core.deps.onBytes?.('write', n);
-  return new m.Nfsv3WriteResponse(OK, new m.Nfsv3WriteResOk(wcc, n, stable, core.verifier));
+  return new m.Nfsv3WriteResponse(OK, new m.Nfsv3WriteResOk(wcc, n, stable, verf));
 };
