@@ -33,8 +33,10 @@ export interface Limits {
   idleRecordTimeoutMs: number;
   /** idle connection timeout (ms) */
   idleConnectionTimeoutMs: number;
-  /** bytes of UNSTABLE write data buffered before it is flushed (bytes) */
-  maxDirtyBytes: number;
+  /** entries of the duplicate request cache (completed + in progress); 0 = cache nothing */
+  drcMaxEntries: number;
+  /** bytes of the duplicate request cache (cached replies + per-entry overhead) */
+  drcMaxBytes: number;
   /** bytes of complete RPC records held (queued or being processed) across all connections; above
    * it no connection is read until calls finish (bytes) */
   maxBufferedBytes: number;
@@ -89,7 +91,8 @@ export const DEFAULT_LIMITS: Limits = {
   maxConnections: 1024,
   idleRecordTimeoutMs: 30_000,
   idleConnectionTimeoutMs: 360_000,
-  maxDirtyBytes: 64 * 1024 * 1024,
+  drcMaxEntries: 4096,
+  drcMaxBytes: 8 * 1024 * 1024,
   maxBufferedBytes: 256 * 1024 * 1024,
 };
 
@@ -279,7 +282,8 @@ export function parseConfig(doc: Json, base: HanfsConfig = defaultConfig()): Han
     if (l.idleConnectionTimeoutMs !== undefined) {
       lim.idleConnectionTimeoutMs = int(l.idleConnectionTimeoutMs, 'limits.idleConnectionTimeoutMs', 10, 86_400_000);
     }
-    if (l.maxDirtyBytes !== undefined) lim.maxDirtyBytes = int(l.maxDirtyBytes, 'limits.maxDirtyBytes', 0, Number.MAX_SAFE_INTEGER);
+    if (l.drcMaxEntries !== undefined) lim.drcMaxEntries = int(l.drcMaxEntries, 'limits.drcMaxEntries', 0, 1_000_000);
+    if (l.drcMaxBytes !== undefined) lim.drcMaxBytes = int(l.drcMaxBytes, 'limits.drcMaxBytes', 0, 1024 * 1024 * 1024);
     if (l.maxBufferedBytes !== undefined) {
       lim.maxBufferedBytes = int(l.maxBufferedBytes, 'limits.maxBufferedBytes', 65536, Number.MAX_SAFE_INTEGER);
     }

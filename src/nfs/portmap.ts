@@ -7,7 +7,7 @@
 import type { Reader } from '@jsonjoy.com/buffers/lib/Reader';
 import { isIPv4, isIPv6 } from 'node:net';
 import type { ProgramResult, RpcCallContext, RpcProgram } from './rpc-program';
-import { XdrOut, xdrString, xdrU32, type ServerCallContext } from './rpc-server';
+import { XdrOut, xdrString, xdrU32 } from './rpc-server';
 
 export const PMAP_PROG = 100000;
 export const IPPROTO_TCP = 6;
@@ -104,7 +104,7 @@ export class PortmapProgram implements RpcProgram {
   /** the host the client reached us on, for wildcard registrations */
   private hostFor(r: Registration, ctx: RpcCallContext): string {
     if (!isWildcard(r.host)) return r.host;
-    const local = (ctx as Partial<ServerCallContext>).localAddress;
+    const local = ctx.localAddress;
     return local && !isWildcard(local) ? local : r.host === '::' ? '::1' : '127.0.0.1';
   }
 
