@@ -211,3 +211,26 @@ export interface BlockStore {
   fsstat(): Promise<FsStat>;
   close(): Promise<void>;
 }
+
+/** Options of `openStore(dataDir, options)` (src/store/block-store.ts). All optional. Every replica of
+ * a cluster must use the same values: they decide op results (NOSPC, FBIG, MLINK). */
+export interface StoreOptions {
+  /** mode, uid, gid of the root directory of a fresh store (default 0755, 0, 0) */
+  rootMode?: number;
+  rootUid?: number;
+  rootGid?: number;
+  /** largest file size; writes/truncates beyond give FBIG (default 2^43 = 8 TiB) */
+  maxFileSize?: number;
+  /** capacity in bytes (sum of `used` of all files); growth beyond gives NOSPC (default unlimited) */
+  capacityBytes?: number;
+  /** most objects (inodes) the store holds; creates beyond give NOSPC (default unlimited) */
+  maxFiles?: number;
+  /** nlink cap; LINK / MKDIR / RENAME beyond give MLINK (default 65000) */
+  maxLinks?: number;
+  /** inode records cached in memory (default 65536) */
+  inodeCacheSize?: number;
+  /** open data file descriptors cached (default 256) */
+  fdCacheSize?: number;
+  /** largest READ count served; larger requests are clipped (default 4 MiB) */
+  maxReadBytes?: number;
+}

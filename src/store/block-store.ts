@@ -1,0 +1,1494 @@
+/**
+ * The local block store: metadata in LevelDB (binary keys, compact inode records, see codec.ts), file
+ * data in one sparse data file per regular file (data-files.ts). See docs/store.md.
+ *
+ * Mutations: `apply(index, op)` runs ops one at a time in index order under a mutex. Each op reads what
+ * it needs (inode cache, then LevelDB), validates (RFC 1813 errors, permissions from op.cred), does its
+ * data I/O, then writes ONE LevelDB batch holding all its metadata changes plus the state record
+ * (applied index, next file id, counters). Batches are written with sync:false; durability comes from
+ * the group commit: an op that must be stable (every successful metadata op, FILE_SYNC/DATA_SYNC
+ * writes) releases the mutex and waits until a sync round covers its index. A round fdatasyncs dirty
+ * data files (the sync barrier), then, holding the mutex so that no batch slips in behind the barrier,
+ * syncs whatever became dirty meanwhile and writes the state record with sync:true — which makes every
+ * earlier batch durable too (LevelDB's log is sequential). Callers arriving while a round runs are
+ * covered by it when they were applied before its mutex phase, otherwise by the next round.
+ */
+import { Level } from 'level';
+import * as path from 'node:path';
+import { promises as fsp } from 'node:fs';
+import {
+  FileType,
+  Nfs3Status as S,
+  type Attr,
+  type BlockStore,
+  type Cred,
+  type DirEntry,
+  type FileId,
+  type FsStat,
+  type OpResult,
+  type ReaddirResult,
+  type SetAttrs,
+  type StoreOp,
+  type StoreOptions,
+  type Time,
+  type Wcc,
+  type WccAttr,
+} from './types';
+import {
+  FORMAT_VERSION,
+  KEY_CLEAN,
+  KEY_STATE,
+  KEY_VERSION,
+  P_UNLINK,
+  cookieKey,
+  decodeCookieValue,
+  decodeEntry,
+  decodeInode,
+  decodeState,
+  encodeCookieValue,
+  encodeEntry,
+  encodeInode,
+  encodeState,
+  entryKey,
+  inodeKey,
+  readU64BE,
+  unlinkKey,
+  type Inode,
+  type StoreState,
+} from './codec';
+import { BLOCK, DataFiles } from './data-files';
+import { S_ISGID, S_ISUID, W, X, inGroup, mayAccess, mayWriteData, stickyAllows } from './permissions';
+
+export { BLOCK } from './data-files';
+
+export type MetaDb = Level<Buffer, Buffer>;
+type BatchOp = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };
+
+export const ROOT_ID = 1;
+export const MAX_NAME_BYTES = 255;
+export const MAX_SYMLINK_BYTES = 4096;
+const DEFAULT_MAX_FILE_SIZE = 2 ** 43;
+const MAX_DIR_DEPTH = 100_000;
+const RECENT_RESULTS = 4096;
+
+export interface StoreStats {
+  /** fdatasync of data files */
+  dataFsyncs: number;
+  /** fsync of data directories (new data files) */
+  dirFsyncs: number;
+  /** LevelDB writes with sync:true */
+  dbSyncs: number;
+  /** group commit rounds run */
+  rounds: number;
+  /** LevelDB point reads plus iterator entries read */
+  dbReads: number;
+  /** batches written */
+  batches: number;
+}
+
+export interface RecoveryReport {
+  cleanShutdown: boolean;
+  pendingUnlinksFinished: number;
+  orphanDataFilesRemoved: number;
+  dataFilesTruncated: number;
+}
+
+export function metaPath(dataDir: string): string {
+  return path.join(dataDir, 'meta');
+}
+
+export function openMetaDb(dataDir: string): MetaDb {
+  return new Level<Buffer, Buffer>(metaPath(dataDir), { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+}
+
+export function usedOf(i: Inode): number {
+  return i.type === FileType.REG ? Math.ceil(i.size / BLOCK) * BLOCK : 0;
+}
+
+export function toAttr(i: Inode): Attr {
+  return {
+    type: i.type,
+    mode: i.mode,
+    nlink: i.nlink,
+    uid: i.uid,
+    gid: i.gid,
+    size: i.size,
+    used: usedOf(i),
+    rdev: [i.rdev0, i.rdev1],
+    fileid: i.fileid,
+    generation: i.generation,
+    atime: { sec: i.atimeS, nsec: i.atimeN },
+    mtime: { sec: i.mtimeS, nsec: i.mtimeN },
+    ctime: { sec: i.ctimeS, nsec: i.ctimeN },
+  };
+}
+
+function wccAttr(i: Inode): WccAttr {
+  return { size: i.size, mtime: { sec: i.mtimeS, nsec: i.mtimeN }, ctime: { sec: i.ctimeS, nsec: i.ctimeN } };
+}
+
+/** Cookie verifier of a directory: constant for its life (cookies are never reused), different for a
+ * different directory or generation. */
+export function cookieVerf(i: Inode): string {
+  const b = Buffer.allocUnsafe(8);
+  b.writeUInt32BE(i.fileid >>> 0, 0);
+  b.writeUInt32BE((i.generation + 1) >>> 0, 4);
+  return b.toString('hex');
+}
+
+const isU32 = (n: unknown): n is number => typeof n === 'number' && Number.isInteger(n) && n >= 0 && n <= 0xffff_ffff;
+const validTime = (t: Time | undefined): boolean =>
+  !!t && isU32(t.sec) && isU32(t.nsec) && t.nsec < 1_000_000_000;
+
+const isId = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n);
+const isObj = (o: unknown): boolean => typeof o === 'object' && o !== null;
+
+/** Shape check of an op (bad input is an INVAL result, never an exception inside apply). */
+export function wellFormed(op: StoreOp): boolean {
+  if (!isObj(op) || !validTime(op.time) || !isObj(op.cred)) return false;
+  const { cred } = op;
+  if (!isU32(cred.uid) || !isU32(cred.gid) || !Array.isArray(cred.gids) || cred.gids.length > 64 || !cred.gids.every(isU32)) return false;
+  switch (op.kind) {
+    case 'setattr':
+      return isId(op.file) && isObj(op.attrs) && (op.guardCtime === undefined || validTime(op.guardCtime));
+    case 'create':
+      return isId(op.dir) && typeof op.name === 'string' && isObj(op.attrs) && ['unchecked', 'guarded', 'exclusive'].includes(op.mode);
+    case 'mkdir':
+      return isId(op.dir) && typeof op.name === 'string' && isObj(op.attrs);
+    case 'symlink':
+      return isId(op.dir) && typeof op.name === 'string' && isObj(op.attrs) && typeof op.target === 'string';
+    case 'mknod':
+      return isId(op.dir) && typeof op.name === 'string' && isObj(op.attrs) && (op.rdev === undefined || Array.isArray(op.rdev));
+    case 'remove':
+    case 'rmdir':
+      return isId(op.dir) && typeof op.name === 'string';
+    case 'rename':
+      return isId(op.fromDir) && isId(op.toDir) && typeof op.fromName === 'string' && typeof op.toName === 'string';
+    case 'link':
+      return isId(op.file) && isId(op.dir) && typeof op.name === 'string';
+    case 'write':
+      return isId(op.file) && op.data instanceof Uint8Array && [0, 1, 2].includes(op.stable);
+    default:
+      return false;
+  }
+}
+
+const entryOverlayKey = (dir: number, name: string): string => `${dir}/${name}`;
+
+/** RFC 1813 name rules: NAMETOOLONG above 255 bytes; INVAL for "", ".", "..", "/" or NUL. */
+export function checkName(name: string): S {
+  if (typeof name !== 'string' || name.length === 0) return S.INVAL;
+  if (Buffer.byteLength(name, 'utf8') > MAX_NAME_BYTES) return S.NAMETOOLONG;
+  if (name === '.' || name === '..' || name.includes('/') || name.includes('\0')) return S.INVAL;
+  return S.OK;
+}
+
+class Mutex {
+  private tail: Promise<unknown> = Promise.resolve();
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.tail.then(fn);
+    this.tail = p.then(
+      () => undefined,
+      () => undefined,
+    );
+    return p;
+  }
+}
+
+/**
+ * Bounded cache with LRU-like eviction in two generations: hits in the old generation move to the
+ * young one; when the young one is full it becomes the old one and the old one is dropped. O(1) per
+ * operation with no Map iteration (evicting from the front of one big Map by delete + keys().next()
+ * degrades with the deleted slots V8 leaves at the front).
+ */
+class LruCache<V> {
+  private young = new Map<number, V>();
+  private old = new Map<number, V>();
+  private readonly half: number;
+  constructor(max: number) {
+    this.half = Math.max(1, Math.floor(max / 2));
+  }
+  get(k: number): V | undefined {
+    const v = this.young.get(k);
+    if (v !== undefined) return v;
+    const o = this.old.get(k);
+    if (o !== undefined) {
+      this.old.delete(k);
+      this.put(k, o);
+    }
+    return o;
+  }
+  set(k: number, v: V): void {
+    this.old.delete(k);
+    this.put(k, v);
+  }
+  private put(k: number, v: V): void {
+    this.young.set(k, v);
+    if (this.young.size >= this.half) {
+      this.old = this.young;
+      this.young = new Map();
+    }
+  }
+  delete(k: number): void {
+    this.young.delete(k);
+    this.old.delete(k);
+  }
+  clear(): void {
+    this.young.clear();
+    this.old.clear();
+  }
+}
+
+/** Errors that end an op early with a status. */
+class OpError {
+  constructor(
+    readonly status: S,
+    readonly wcc?: Wcc,
+    readonly wcc2?: Wcc,
+  ) {}
+}
+
+/** One op's view and changes: read-your-writes, each inode read at most once. */
+class Tx {
+  readonly ops: BatchOp[] = [];
+  private readonly seen = new Map<number, Inode | null>();
+  readonly changed = new Map<number, Inode | null>();
+  /** data files to unlink once the batch is written */
+  readonly unlinks: number[] = [];
+  /** directory entry changes, for the overlay */
+  readonly entryChanges: [string, Buffer | null][] = [];
+  /** cookie index changes, for the overlay READDIR merges */
+  readonly cookieChanges: [number, number, CookieEntry | null][] = [];
+  readonly st: StoreState;
+  constructor(
+    private readonly store: LevelBlockStore,
+    st: StoreState,
+  ) {
+    this.st = { ...st };
+  }
+  async inode(id: number): Promise<Inode | undefined> {
+    const c = this.changed.get(id);
+    if (c !== undefined) return c ?? undefined;
+    const s = this.seen.get(id);
+    if (s !== undefined) return s ?? undefined;
+    const i = await this.store.loadInode(id, true);
+    this.seen.set(id, i ?? null);
+    return i;
+  }
+  /** a mutable copy of an inode already read, the same copy for every call in this op */
+  edit(i: Inode): Inode {
+    const c = this.changed.get(i.fileid);
+    if (c) return c;
+    const copy = { ...i };
+    this.changed.set(i.fileid, copy);
+    return copy;
+  }
+  create(i: Inode): void {
+    this.changed.set(i.fileid, i);
+  }
+  delete(i: Inode): void {
+    this.changed.set(i.fileid, null);
+    this.st.fileCount--;
+    this.st.usedBytes -= usedOf(i);
+    if (i.type === FileType.REG) {
+      this.ops.push({ type: 'put', key: unlinkKey(i.fileid), value: Buffer.alloc(0) });
+      this.unlinks.push(i.fileid);
+    }
+  }
+  async entry(dir: number, name: string): Promise<{ fileid: number; cookie: number } | undefined> {
+    const v = this.store.getEntrySync(dir, name);
+    return v ? decodeEntry(v) : undefined;
+  }
+  addEntry(dir: Inode, name: string, fileid: number): void {
+    const cookie = dir.nextCookie++;
+    dir.entries++;
+    const value = encodeEntry(fileid, cookie);
+    this.entryChanges.push([entryOverlayKey(dir.fileid, name), value]);
+    this.cookieChanges.push([dir.fileid, cookie, { fileid, name }]);
+    this.ops.push({ type: 'put', key: entryKey(dir.fileid, name), value });
+    this.ops.push({ type: 'put', key: cookieKey(dir.fileid, cookie), value: encodeCookieValue(fileid, name) });
+  }
+  removeEntry(dir: Inode, name: string, cookie: number): void {
+    dir.entries--;
+    this.entryChanges.push([entryOverlayKey(dir.fileid, name), null]);
+    this.cookieChanges.push([dir.fileid, cookie, null]);
+    this.ops.push({ type: 'del', key: entryKey(dir.fileid, name) });
+    this.ops.push({ type: 'del', key: cookieKey(dir.fileid, cookie) });
+  }
+}
+
+interface CookieEntry {
+  fileid: number;
+  name: string;
+}
+
+interface PendingBatch {
+  ops: BatchOp[];
+  index: number;
+  /** the data changes of this op (and all before it) are covered once data.syncedSeq >= dataSeq */
+  dataSeq: number;
+  /** data files to unlink once this batch (holding their unlink markers) is written */
+  unlinks: number[];
+  /** overlay slots this batch set: [inode ids, entry keys], with the sequence number they got */
+  inodeKeys: [number, number][];
+  entryKeys: [string, number][];
+  cookieKeys: [number, number, number][];
+}
+
+/** pending batches beyond which apply() waits for the writer (bounds memory) */
+const MAX_PENDING_BATCHES = 4096;
+
+interface Waiter {
+  index: number;
+  resolve: () => void;
+  reject: (e: unknown) => void;
+}
+
+export class LevelBlockStore implements BlockStore {
+  readonly rootFileId = ROOT_ID;
+  private state!: StoreState;
+  private durableIndex = 0;
+  private lastQueued = 0;
+  private readonly mutex = new Mutex();
+  private readonly cache: LruCache<Inode>;
+  /** bumped around every batch write; a reader caches what it read only if no batch ran meanwhile */
+  private mutSeq = 0;
+  private readonly inflight = new Map<number, Promise<OpResult>>();
+  /** status of the last RECENT_RESULTS ops, for replays (a ring: no garbage, no old-space growth) */
+  private readonly recentIndex = new Float64Array(RECENT_RESULTS);
+  private readonly recentStatus = new Int32Array(RECENT_RESULTS);
+  private pendingMarkerDeletes: Buffer[] = [];
+  /** metadata batches applied in memory, not yet written to LevelDB (oldest first) */
+  private pending: PendingBatch[] = [];
+  /** newest inode records / directory entries of pending batches (null: deleted); reads look here
+   * first. (Cookie records and unlink markers are never point-read: READDIR flushes first.) */
+  private readonly inodeOverlay = new Map<number, { v: Buffer | null; seq: number }>();
+  private readonly entryOverlay = new Map<string, { v: Buffer | null; seq: number }>();
+  /** dir -> cookie -> pending cookie record (null: deleted) */
+  private readonly cookieOverlay = new Map<number, Map<number, { e: CookieEntry | null; seq: number }>>();
+  private overlaySeq = 0;
+  private writerRunning = false;
+  private writerDone: Promise<void> = Promise.resolve();
+  /** highest op index whose batch is in LevelDB */
+  private writtenIndex = 0;
+  private flushWaiters: Waiter[] = [];
+  private waiters: Waiter[] = [];
+  private roundRunning = false;
+  private roundsDone: Promise<void> = Promise.resolve();
+  private closed = false;
+  private broken: unknown = undefined;
+  private readonly opts: Required<Omit<StoreOptions, 'rootMode' | 'rootUid' | 'rootGid'>>;
+  readonly data: DataFiles;
+  readonly stats: StoreStats = { dataFsyncs: 0, dirFsyncs: 0, dbSyncs: 0, rounds: 0, dbReads: 0, batches: 0 };
+  recovery: RecoveryReport = { cleanShutdown: true, pendingUnlinksFinished: 0, orphanDataFilesRemoved: 0, dataFilesTruncated: 0 };
+
+  private constructor(
+    readonly dataDir: string,
+    private readonly db: MetaDb,
+    options: StoreOptions,
+  ) {
+    this.opts = {
+      maxFileSize: options.maxFileSize ?? DEFAULT_MAX_FILE_SIZE,
+      capacityBytes: options.capacityBytes ?? Infinity,
+      maxFiles: options.maxFiles ?? Infinity,
+      maxLinks: options.maxLinks ?? 65000,
+      inodeCacheSize: options.inodeCacheSize ?? 65536,
+      fdCacheSize: options.fdCacheSize ?? 256,
+      maxReadBytes: options.maxReadBytes ?? 4 * 1024 * 1024,
+    };
+    this.cache = new LruCache(this.opts.inodeCacheSize);
+    this.data = new DataFiles(dataDir, this.opts.fdCacheSize);
+  }
+
+  /** Last op applied (visible to reads). Its record reaches LevelDB shortly after, durably only once a
+   * sync round covers it: log compaction must use `durableAppliedIndex` (or call sync() first). */
+  get appliedIndex(): number {
+    return this.state.applied;
+  }
+
+  /** Batches applied in memory but not yet written to LevelDB (a gauge for metrics and tests). */
+  get pendingBatches(): number {
+    return this.pending.length;
+  }
+
+  /** Every op up to here is durable: data and metadata survive a crash or power loss. */
+  get durableAppliedIndex(): number {
+    return this.durableIndex;
+  }
+
+  /** Counters of the store (file count, bytes used) as recorded. */
+  get counters(): Readonly<StoreState> {
+    return this.state;
+  }
+
+  static async open(dataDir: string, options: StoreOptions = {}): Promise<LevelBlockStore> {
+    await fsp.mkdir(dataDir, { recursive: true });
+    const db = openMetaDb(dataDir);
+    await db.open();
+    const store = new LevelBlockStore(dataDir, db, options);
+    try {
+      await store.init(options);
+    } catch (e) {
+      await db.close().catch(() => undefined);
+      throw e;
+    }
+    return store;
+  }
+
+  private async init(options: StoreOptions): Promise<void> {
+    await this.data.init();
+    const ver = await this.db.get(KEY_VERSION);
+    if (!ver) {
+      const root: Inode = {
+        type: FileType.DIR,
+        mode: (options.rootMode ?? 0o755) & 0o7777,
+        nlink: 2,
+        uid: options.rootUid ?? 0,
+        gid: options.rootGid ?? 0,
+        size: 0,
+        rdev0: 0,
+        rdev1: 0,
+        fileid: ROOT_ID,
+        generation: 0,
+        atimeS: 0,
+        atimeN: 0,
+        mtimeS: 0,
+        mtimeN: 0,
+        ctimeS: 0,
+        ctimeN: 0,
+        parent: ROOT_ID,
+        nextCookie: 3,
+        entries: 0,
+        verifier: '',
+        target: '',
+      };
+      const v = Buffer.alloc(4);
+      v.writeUInt32BE(FORMAT_VERSION);
+      this.state = { applied: 0, nextFileId: ROOT_ID + 1, fileCount: 1, usedBytes: 0 };
+      await this.db.batch(
+        [
+          { type: 'put', key: KEY_VERSION, value: v },
+          { type: 'put', key: inodeKey(ROOT_ID), value: encodeInode(root) },
+          { type: 'put', key: KEY_STATE, value: encodeState(this.state) },
+        ],
+        { sync: true },
+      );
+      this.stats.dbSyncs++;
+    } else {
+      const version = ver.readUInt32BE(0);
+      if (version > FORMAT_VERSION) {
+        throw new Error(`store format ${version} in ${this.dataDir} is newer than this hanfs supports (${FORMAT_VERSION})`);
+      }
+      const st = await this.db.get(KEY_STATE);
+      if (!st) throw new Error(`store in ${this.dataDir} has no state record`);
+      this.state = decodeState(st);
+    }
+    this.durableIndex = this.state.applied;
+    this.lastQueued = this.state.applied;
+    this.writtenIndex = this.state.applied;
+    const clean = (await this.db.get(KEY_CLEAN)) !== undefined;
+    this.recovery.cleanShutdown = clean;
+    await this.finishPendingUnlinks();
+    if (!clean) await this.reconcileDataFiles();
+    await this.db.del(KEY_CLEAN, { sync: true });
+    this.stats.dbSyncs++;
+  }
+
+  private async finishPendingUnlinks(): Promise<void> {
+    const lo = Buffer.from([P_UNLINK]);
+    const hi = Buffer.from([P_UNLINK + 1]);
+    const keys = await this.db.keys({ gte: lo, lt: hi }).all();
+    if (keys.length === 0) return;
+    for (const k of keys) await this.data.unlink(readU64BE(k, 1));
+    await this.data.syncDirty();
+    await this.db.batch(
+      keys.map((key) => ({ type: 'del' as const, key })),
+      { sync: true },
+    );
+    this.stats.dbSyncs++;
+    this.recovery.pendingUnlinksFinished = keys.length;
+  }
+
+  /** After an unclean stop: drop data files of no live regular file, cut data beyond recorded size. */
+  private async reconcileDataFiles(): Promise<void> {
+    const shards = await fsp.readdir(this.data.blocksDir).catch(() => [] as string[]);
+    for (const shard of shards) {
+      const dir = path.join(this.data.blocksDir, shard);
+      let names: string[];
+      try {
+        names = await fsp.readdir(dir);
+      } catch {
+        continue;
+      }
+      for (const name of names) {
+        const file = path.join(dir, name);
+        const id = /^[0-9a-f]{16}$/.test(name) ? parseInt(name, 16) : NaN;
+        const ino = Number.isSafeInteger(id) ? await this.loadInode(id, false) : undefined;
+        if (!ino && id >= this.state.nextFileId && this.data.pathOf(id) === file) {
+          // pre-created ahead of use: keep it if empty (nothing can have written to it)
+          const st = await fsp.stat(file);
+          if (st.size === 0) continue;
+        }
+        if (!ino || ino.type !== FileType.REG || this.data.pathOf(id) !== file) {
+          await fsp.rm(file, { force: true, recursive: true });
+          this.recovery.orphanDataFilesRemoved++;
+          continue;
+        }
+        const st = await fsp.stat(file);
+        if (st.size > ino.size) {
+          const fh = await fsp.open(file, 'r+');
+          try {
+            await fh.truncate(ino.size);
+            await fh.datasync();
+          } finally {
+            await fh.close();
+          }
+          this.recovery.dataFilesTruncated++;
+        }
+      }
+    }
+  }
+
+  /** @internal */
+  /** @internal directory entry value, for readers */
+  async getEntry(dir: number, name: string): Promise<Buffer | undefined> {
+    const o = this.entryOverlay.get(entryOverlayKey(dir, name));
+    if (o) return o.v ?? undefined;
+    this.stats.dbReads++;
+    return this.db.get(entryKey(dir, name));
+  }
+
+  /** @internal Synchronous point read for apply(): memtable / block cache hits cost microseconds,
+   * where a thread pool round trip costs far more; applies are serial anyway. */
+  getEntrySync(dir: number, name: string): Buffer | undefined {
+    const o = this.entryOverlay.get(entryOverlayKey(dir, name));
+    if (o) return o.v ?? undefined;
+    this.stats.dbReads++;
+    return this.db.getSync(entryKey(dir, name));
+  }
+
+  private getInodeSync(id: number): Buffer | undefined {
+    const o = this.inodeOverlay.get(id);
+    if (o) return o.v ?? undefined;
+    this.stats.dbReads++;
+    return this.db.getSync(inodeKey(id));
+  }
+
+  private async getInode(id: number): Promise<Buffer | undefined> {
+    const o = this.inodeOverlay.get(id);
+    if (o) return o.v ?? undefined;
+    this.stats.dbReads++;
+    return this.db.get(inodeKey(id));
+  }
+
+  /** @internal read an inode through the cache. `locked`: caller holds the apply mutex. */
+  async loadInode(id: number, locked: boolean): Promise<Inode | undefined> {
+    if (!Number.isSafeInteger(id) || id <= 0) return undefined;
+    const c = this.cache.get(id);
+    if (c) return c;
+    if (locked) {
+      const v = this.getInodeSync(id);
+      if (!v) return undefined;
+      const i = decodeInode(v);
+      this.cache.set(id, i);
+      return i;
+    }
+    const seq = this.mutSeq;
+    const v = await this.getInode(id);
+    if (!v) return undefined;
+    const i = decodeInode(v);
+    if (locked || seq === this.mutSeq) this.cache.set(id, i);
+    return i;
+  }
+
+  private check(): void {
+    if (this.closed) throw new Error('block store is closed');
+    if (this.broken) throw new Error(`block store failed: ${String(this.broken)}`);
+  }
+
+  // ---------------------------------------------------------------- apply
+
+  apply(index: number, op: StoreOp): Promise<OpResult> {
+    try {
+      this.check();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    if (!Number.isSafeInteger(index) || index <= 0) return Promise.reject(new Error(`bad op index ${index}`));
+    if (index <= this.lastQueued) {
+      const p = this.inflight.get(index);
+      if (p) return p;
+      // replay of an op already applied: a no-op with the status it had (OK when no longer known)
+      const slot = index % RECENT_RESULTS;
+      const r: OpResult = { status: this.recentIndex[slot] === index ? (this.recentStatus[slot] as S) : S.OK };
+      return index <= this.durableIndex ? Promise.resolve(r) : this.waitDurable(index).then(() => r);
+    }
+    if (index !== this.lastQueued + 1) {
+      return Promise.reject(new Error(`op index ${index} out of order (last queued ${this.lastQueued})`));
+    }
+    this.lastQueued = index;
+    const p = this.mutex
+      .run(() => this.applyLocked(index, op))
+      .then(async ({ result, durable }) => {
+        const slot = index % RECENT_RESULTS;
+        this.recentIndex[slot] = index;
+        this.recentStatus[slot] = result.status;
+        if (durable) await this.waitDurable(index);
+        return result;
+      })
+      .finally(() => this.inflight.delete(index));
+    this.inflight.set(index, p);
+    return p;
+  }
+
+  private async applyLocked(index: number, op: StoreOp): Promise<{ result: OpResult; durable: boolean }> {
+    this.check();
+    const tx = new Tx(this, this.state);
+    tx.st.applied = index;
+    let result: OpResult;
+    let durable = true;
+    try {
+      if (!wellFormed(op)) throw new OpError(S.INVAL);
+      result = await this.exec(tx, index, op);
+      if (op.kind === 'write' && op.stable === 0) durable = false;
+    } catch (e) {
+      if (!(e instanceof OpError)) {
+        this.broken = e;
+        throw e;
+      }
+      result = { status: e.status };
+      if (e.wcc) result.wcc = e.wcc;
+      if (e.wcc2) result.wcc2 = e.wcc2;
+      durable = false;
+    }
+    try {
+      await this.commit(tx, result.status === S.OK);
+    } catch (e) {
+      this.broken = e;
+      throw e;
+    }
+    return { result, durable };
+  }
+
+  /**
+   * Record an op's changes: in memory at once (cache, overlay, state), in LevelDB by the writer, which
+   * writes batches in index order and only once the data they describe is durable (so the recorded
+   * position never runs ahead of durable data, whenever LevelDB itself persists its log or memtable).
+   */
+  private async commit(tx: Tx, ok: boolean): Promise<void> {
+    let ops: BatchOp[] = [];
+    const inodeKeys: [number, number][] = [];
+    const entryKeys: [string, number][] = [];
+    const cookieKeys: [number, number, number][] = [];
+    if (ok) {
+      ops = tx.ops;
+      for (const [id, ino] of tx.changed) {
+        const v = ino ? encodeInode(ino) : null;
+        if (v) ops.push({ type: 'put', key: inodeKey(id), value: v });
+        else ops.push({ type: 'del', key: inodeKey(id) });
+        const seq = ++this.overlaySeq;
+        this.inodeOverlay.set(id, { v, seq });
+        inodeKeys.push([id, seq]);
+      }
+      for (const [k, v] of tx.entryChanges) {
+        const seq = ++this.overlaySeq;
+        this.entryOverlay.set(k, { v, seq });
+        entryKeys.push([k, seq]);
+      }
+      for (const [dir, cookie, e] of tx.cookieChanges) {
+        const seq = ++this.overlaySeq;
+        let m = this.cookieOverlay.get(dir);
+        if (!m) this.cookieOverlay.set(dir, (m = new Map()));
+        m.set(cookie, { e, seq });
+        cookieKeys.push([dir, cookie, seq]);
+      }
+    } else {
+      tx.st.nextFileId = this.state.nextFileId;
+      tx.st.fileCount = this.state.fileCount;
+      tx.st.usedBytes = this.state.usedBytes;
+    }
+    if (this.pendingMarkerDeletes.length) {
+      for (const key of this.pendingMarkerDeletes) ops.push({ type: 'del', key });
+      this.pendingMarkerDeletes = [];
+    }
+    ops.push({ type: 'put', key: KEY_STATE, value: encodeState(tx.st) });
+    this.pending.push({ ops, index: tx.st.applied, dataSeq: this.data.writeSeq, unlinks: ok ? tx.unlinks : [], inodeKeys, entryKeys, cookieKeys });
+    this.mutSeq++;
+    this.state = tx.st;
+    if (ok) {
+      for (const [id, ino] of tx.changed) {
+        if (ino) this.cache.set(id, ino);
+        else this.cache.delete(id);
+      }
+    }
+    this.kickWriter();
+    if (this.pending.length > MAX_PENDING_BATCHES) await this.waitWritten(tx.st.applied - MAX_PENDING_BATCHES / 2);
+  }
+
+  private kickWriter(): void {
+    if (this.writerRunning || this.pending.length === 0 || this.broken) return;
+    this.writerRunning = true;
+    this.writerDone = this.runWriter();
+  }
+
+  private async runWriter(): Promise<void> {
+    try {
+      while (this.pending.length > 0) {
+        const head = this.pending[0];
+        if (head.dataSeq > this.data.syncedSeq) {
+          // the sync barrier, in the background: data first, then the metadata that describes it.
+          // While a group commit round runs, let its barrier cover this batch too (fewer, fuller
+          // fsync calls); re-check after a few ms so that nothing waits on a round that has ended.
+          if (this.roundRunning) await this.data.waitSynced(head.dataSeq, 5);
+          else await this.data.syncDirty();
+          continue;
+        }
+        let n = 0;
+        let count = 0;
+        while (n < this.pending.length && this.pending[n].dataSeq <= this.data.syncedSeq && count < 20000) {
+          count += this.pending[n].ops.length;
+          n++;
+        }
+        const batches = this.pending.slice(0, n);
+        const ops = n === 1 ? batches[0].ops : batches.flatMap((b) => b.ops);
+        await writeBatch(this.db, ops);
+        this.pending.splice(0, n);
+        this.stats.batches++;
+        this.writtenIndex = batches[n - 1].index;
+        for (const b of batches) {
+          for (const [k, seq] of b.inodeKeys) if (this.inodeOverlay.get(k)?.seq === seq) this.inodeOverlay.delete(k);
+          for (const [k, seq] of b.entryKeys) if (this.entryOverlay.get(k)?.seq === seq) this.entryOverlay.delete(k);
+          for (const [dir, cookie, seq] of b.cookieKeys) {
+            const m = this.cookieOverlay.get(dir);
+            if (m?.get(cookie)?.seq === seq) {
+              m.delete(cookie);
+              if (m.size === 0) this.cookieOverlay.delete(dir);
+            }
+          }
+        }
+        // the last link is gone and the marker is in LevelDB: the data file goes now, the marker with a
+        // later batch (start-up finishes whatever a crash interrupts)
+        for (const b of batches) {
+          for (const id of b.unlinks) {
+            await this.data.unlink(id);
+            this.pendingMarkerDeletes.push(unlinkKey(id));
+          }
+        }
+        this.resolveFlushWaiters();
+      }
+    } catch (e) {
+      this.broken = e;
+      const ws = this.flushWaiters;
+      this.flushWaiters = [];
+      for (const w of ws) w.reject(e);
+    } finally {
+      this.writerRunning = false;
+      if (!this.broken && this.pending.length > 0) this.kickWriter();
+    }
+  }
+
+  private resolveFlushWaiters(): void {
+    if (this.flushWaiters.length === 0) return;
+    const still: Waiter[] = [];
+    for (const w of this.flushWaiters) {
+      if (w.index <= this.writtenIndex) w.resolve();
+      else still.push(w);
+    }
+    this.flushWaiters = still;
+  }
+
+  /** Resolves once the batches of every op up to `index` are written to LevelDB. */
+  private waitWritten(index: number): Promise<void> {
+    if (this.broken) return Promise.reject(this.broken);
+    if (index <= this.writtenIndex || this.pending.length === 0) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      this.flushWaiters.push({ index, resolve, reject });
+      this.kickWriter();
+    });
+  }
+
+  /** Everything applied so far is in LevelDB (not necessarily synced). */
+  private flushWrites(): Promise<void> {
+    return this.waitWritten(this.state.applied);
+  }
+
+  // ---------------------------------------------------------------- group commit
+
+  private waitDurable(index: number): Promise<void> {
+    if (index <= this.durableIndex) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      this.waiters.push({ index, resolve, reject });
+      this.kick();
+    });
+  }
+
+  private kick(): void {
+    if (this.roundRunning || this.waiters.length === 0) return;
+    this.roundRunning = true;
+    this.roundsDone = this.runRounds();
+  }
+
+  private async runRounds(): Promise<void> {
+    try {
+      while (this.waiters.length > 0) {
+        if (this.broken) throw this.broken;
+        if (this.closed) throw new Error('block store is closed');
+        await this.syncRound();
+        const covered = this.durableIndex;
+        const still: Waiter[] = [];
+        for (const w of this.waiters) {
+          if (w.index <= covered) w.resolve();
+          else still.push(w);
+        }
+        this.waiters = still;
+      }
+    } catch (e) {
+      this.broken = e;
+      const ws = this.waiters;
+      this.waiters = [];
+      for (const w of ws) w.reject(e);
+    } finally {
+      this.roundRunning = false;
+    }
+  }
+
+  /** One group commit round; afterwards everything applied before its mutex phase is durable. */
+  private async syncRound(): Promise<void> {
+    this.stats.rounds++;
+    await this.data.syncDirty(); // phase 1: most data, without holding up applies
+    await this.mutex.run(async () => {
+      // phase 2: data written meanwhile, then every pending batch, then one sync write; no op can
+      // slip in between (the mutex), so the sync covers exactly what was barriered
+      await this.data.syncDirty();
+      await this.flushWrites();
+      const upto = this.state.applied;
+      if (upto > this.durableIndex) {
+        await this.db.put(KEY_STATE, encodeState(this.state), { sync: true });
+        this.stats.dbSyncs++;
+        this.durableIndex = upto;
+      }
+    });
+    this.stats.dataFsyncs = this.data.stats.fsyncs;
+    this.stats.dirFsyncs = this.data.stats.dirFsyncs;
+  }
+
+  async sync(_file?: FileId): Promise<void> {
+    this.check();
+    // Everything queued so far: the mutex phase of a round runs after every op queued before it, and
+    // its barrier syncs all dirty data (UNSTABLE writes included), so one durable index covers all.
+    await this.waitDurable(this.lastQueued);
+  }
+
+  // ---------------------------------------------------------------- op execution
+
+  private async dirOf(tx: Tx, id: number): Promise<Inode> {
+    const d = await tx.inode(id);
+    if (!d) throw new OpError(S.STALE);
+    if (d.type !== FileType.DIR) throw new OpError(S.NOTDIR);
+    return d;
+  }
+
+  private name(name: string, wcc?: Wcc): void {
+    const s = checkName(name);
+    if (s !== S.OK) throw new OpError(s, wcc);
+  }
+
+  private newInode(tx: Tx, index: number, type: FileType, dir: Inode, cred: Cred, time: Time): Inode {
+    if (tx.st.fileCount + 1 > this.opts.maxFiles) throw new OpError(S.NOSPC);
+    const fileid = tx.st.nextFileId++;
+    tx.st.fileCount++;
+    const sgidDir = (dir.mode & S_ISGID) !== 0;
+    return {
+      type,
+      mode: 0,
+      nlink: type === FileType.DIR ? 2 : 1,
+      uid: cred.uid,
+      gid: sgidDir ? dir.gid : cred.gid,
+      size: 0,
+      rdev0: 0,
+      rdev1: 0,
+      fileid,
+      generation: index,
+      atimeS: time.sec,
+      atimeN: time.nsec,
+      mtimeS: time.sec,
+      mtimeN: time.nsec,
+      ctimeS: time.sec,
+      ctimeN: time.nsec,
+      parent: type === FileType.DIR ? dir.fileid : 0,
+      nextCookie: type === FileType.DIR ? 3 : 0,
+      entries: 0,
+      verifier: '',
+      target: '',
+    };
+  }
+
+  private touchDir(d: Inode, time: Time): void {
+    d.mtimeS = d.ctimeS = time.sec;
+    d.mtimeN = d.ctimeN = time.nsec;
+  }
+
+  private touchCtime(i: Inode, time: Time): void {
+    i.ctimeS = time.sec;
+    i.ctimeN = time.nsec;
+  }
+
+  /** Drop one link of a non-directory; delete it (and its data) when it was the last. */
+  private dropLink(tx: Tx, ino: Inode, time: Time): void {
+    if (ino.nlink <= 1) {
+      tx.delete(ino);
+    } else {
+      const e = tx.edit(ino);
+      e.nlink--;
+      this.touchCtime(e, time);
+    }
+  }
+
+  /**
+   * Validate sattr3 for `ino` as `cred` and apply it to `e` (a mutable copy, or the new inode).
+   * Returns the new size when the size changes (data to cut is the caller's business).
+   */
+  private checkSetAttrs(ino: Inode, attrs: SetAttrs, cred: Cred): void {
+    const root = cred.uid === 0;
+    const owner = root || cred.uid === ino.uid;
+    if (attrs.mode !== undefined && !isU32(attrs.mode)) throw new OpError(S.INVAL);
+    if (attrs.uid !== undefined && !isU32(attrs.uid)) throw new OpError(S.INVAL);
+    if (attrs.gid !== undefined && !isU32(attrs.gid)) throw new OpError(S.INVAL);
+    for (const t of [attrs.atime, attrs.mtime]) {
+      if (t !== undefined && t !== 'server' && !validTime(t)) throw new OpError(S.INVAL);
+    }
+    if (attrs.uid !== undefined && !root && (cred.uid !== ino.uid || attrs.uid !== ino.uid)) throw new OpError(S.PERM);
+    if (attrs.gid !== undefined && !root) {
+      if (cred.uid !== ino.uid || (attrs.gid !== ino.gid && !inGroup(cred, attrs.gid))) throw new OpError(S.PERM);
+    }
+    if (attrs.mode !== undefined && !owner) throw new OpError(S.PERM);
+    for (const t of [attrs.atime, attrs.mtime]) {
+      if (t === undefined) continue;
+      if (t === 'server') {
+        if (!owner && !mayAccess(ino, cred, W)) throw new OpError(S.ACCES);
+      } else if (!owner) throw new OpError(S.PERM);
+    }
+    if (attrs.size !== undefined) {
+      if (typeof attrs.size !== 'number' || !Number.isInteger(attrs.size) || attrs.size < 0) throw new OpError(S.INVAL);
+      if (ino.type !== FileType.REG) throw new OpError(S.INVAL);
+      if (!mayWriteData(ino, cred)) throw new OpError(S.ACCES);
+      if (attrs.size > this.opts.maxFileSize) throw new OpError(S.FBIG);
+    }
+  }
+
+  private applySetAttrs(tx: Tx, e: Inode, attrs: SetAttrs, cred: Cred, time: Time): void {
+    const root = cred.uid === 0;
+    const chown = (attrs.uid !== undefined && attrs.uid !== e.uid) || (attrs.gid !== undefined && attrs.gid !== e.gid);
+    if (attrs.uid !== undefined) e.uid = attrs.uid;
+    if (attrs.gid !== undefined) e.gid = attrs.gid;
+    if (attrs.mode !== undefined) {
+      let m = attrs.mode & 0o7777;
+      // like Linux: a non-root caller outside the file's group cannot set setgid
+      if (!root && (m & S_ISGID) && !inGroup(cred, e.gid) && e.type !== FileType.DIR) m &= ~S_ISGID;
+      e.mode = m;
+    } else if (chown && e.type !== FileType.DIR) {
+      this.killPrivs(e);
+    }
+    if (attrs.size !== undefined) {
+      const oldUsed = usedOf(e);
+      const newUsed = Math.ceil(attrs.size / BLOCK) * BLOCK;
+      if (newUsed > oldUsed && tx.st.usedBytes - oldUsed + newUsed > this.opts.capacityBytes) throw new OpError(S.NOSPC);
+      tx.st.usedBytes += newUsed - oldUsed;
+      e.size = attrs.size;
+      if (attrs.mtime === undefined) {
+        e.mtimeS = time.sec;
+        e.mtimeN = time.nsec;
+      }
+      if (!root && attrs.mode === undefined) this.killPrivs(e);
+    }
+    const at = attrs.atime === 'server' ? time : attrs.atime;
+    if (at) {
+      e.atimeS = at.sec;
+      e.atimeN = at.nsec;
+    }
+    const mt = attrs.mtime === 'server' ? time : attrs.mtime;
+    if (mt) {
+      e.mtimeS = mt.sec;
+      e.mtimeN = mt.nsec;
+    }
+    this.touchCtime(e, time);
+  }
+
+  /** clear setuid, and setgid when group-executable (Linux should_remove_suid) */
+  private killPrivs(e: Inode): void {
+    if (e.mode & S_ISUID) e.mode &= ~S_ISUID;
+    if ((e.mode & S_ISGID) && (e.mode & 0o010)) e.mode &= ~S_ISGID;
+  }
+
+  private async exec(tx: Tx, index: number, op: StoreOp): Promise<OpResult> {
+    const { time, cred } = op;
+    switch (op.kind) {
+      case 'setattr': {
+        const ino = await tx.inode(op.file);
+        if (!ino) throw new OpError(S.STALE);
+        const wcc: Wcc = { before: wccAttr(ino), after: toAttr(ino) };
+        if (op.guardCtime && (op.guardCtime.sec !== ino.ctimeS || op.guardCtime.nsec !== ino.ctimeN)) {
+          throw new OpError(S.NOT_SYNC, wcc);
+        }
+        try {
+          this.checkSetAttrs(ino, op.attrs, cred);
+          const e = tx.edit(ino);
+          this.applySetAttrs(tx, e, op.attrs, cred, time);
+          if (op.attrs.size !== undefined && op.attrs.size < ino.size) await this.data.truncate(ino.fileid, op.attrs.size);
+          return { status: S.OK, obj: toAttr(e), wcc: { before: wccAttr(ino), after: toAttr(e) } };
+        } catch (err) {
+          if (err instanceof OpError) throw new OpError(err.status, wcc);
+          throw err;
+        }
+      }
+
+      case 'create':
+      case 'mkdir':
+      case 'symlink':
+      case 'mknod': {
+        const dir = await this.dirOf(tx, op.dir);
+        const before = wccAttr(dir);
+        const failWcc = (): Wcc => ({ before, after: toAttr(dir) });
+        try {
+          this.name(op.name);
+          if (!mayAccess(dir, cred, X)) throw new OpError(S.ACCES);
+          const existing = await tx.entry(dir.fileid, op.name);
+          if (existing) {
+            if (op.kind !== 'create' || op.mode === 'guarded') throw new OpError(S.EXIST);
+            const obj = await tx.inode(existing.fileid);
+            if (!obj) throw new OpError(S.IO);
+            if (op.mode === 'exclusive') {
+              if (obj.type === FileType.REG && obj.verifier !== '' && obj.verifier === normVerifier(op.verifier)) {
+                return { status: S.OK, obj: toAttr(obj), wcc: { before, after: toAttr(dir) } };
+              }
+              throw new OpError(S.EXIST);
+            }
+            // UNCHECKED on an existing regular file: open it, truncating when a size is given
+            if (obj.type !== FileType.REG) throw new OpError(S.EXIST);
+            if (op.attrs.size === undefined) return { status: S.OK, obj: toAttr(obj), wcc: { before, after: toAttr(dir) } };
+            const sattr: SetAttrs = { size: op.attrs.size };
+            this.checkSetAttrs(obj, sattr, cred);
+            const e = tx.edit(obj);
+            this.applySetAttrs(tx, e, sattr, cred, time);
+            if (op.attrs.size < obj.size) await this.data.truncate(obj.fileid, op.attrs.size);
+            return { status: S.OK, obj: toAttr(e), wcc: { before, after: toAttr(dir) } };
+          }
+          if (!mayAccess(dir, cred, W | X)) throw new OpError(S.ACCES);
+          let type: FileType;
+          let defMode: number;
+          let attrs: SetAttrs = op.attrs ?? {};
+          switch (op.kind) {
+            case 'create':
+              type = FileType.REG;
+              defMode = 0o644;
+              if (op.mode === 'exclusive') {
+                if (normVerifier(op.verifier) === '') throw new OpError(S.INVAL);
+                attrs = {}; // RFC 1813: EXCLUSIVE carries no attributes (the client SETATTRs next)
+              }
+              break;
+            case 'mkdir':
+              type = FileType.DIR;
+              defMode = 0o755;
+              attrs = { ...attrs, size: undefined };
+              if (dir.nlink + 1 > this.opts.maxLinks) throw new OpError(S.MLINK);
+              break;
+            case 'symlink': {
+              type = FileType.LNK;
+              defMode = 0o777;
+              if (typeof op.target !== 'string' || op.target.length === 0 || op.target.includes('\0')) throw new OpError(S.INVAL);
+              if (Buffer.byteLength(op.target, 'utf8') > MAX_SYMLINK_BYTES) throw new OpError(S.NAMETOOLONG);
+              attrs = { ...attrs, mode: undefined, size: undefined };
+              break;
+            }
+            case 'mknod':
+              type = op.type;
+              defMode = 0o644;
+              if (![FileType.CHR, FileType.BLK, FileType.SOCK, FileType.FIFO].includes(type)) throw new OpError(S.BADTYPE);
+              if ((type === FileType.CHR || type === FileType.BLK) && cred.uid !== 0) throw new OpError(S.PERM);
+              attrs = { ...attrs, size: undefined };
+              break;
+          }
+          const ino = this.newInode(tx, index, type, dir, cred, time);
+          ino.mode = defMode;
+          const { mode, ...rest } = attrs;
+          this.checkSetAttrs(ino, rest, cred);
+          if (mode !== undefined) {
+            if (!isU32(mode)) throw new OpError(S.INVAL);
+            ino.mode = mode & 0o7777;
+            if (cred.uid !== 0 && (ino.mode & S_ISGID) && !inGroup(cred, ino.gid) && type !== FileType.DIR) ino.mode &= ~S_ISGID;
+          }
+          if (type === FileType.DIR && (dir.mode & S_ISGID)) ino.mode |= S_ISGID;
+          if (rest.uid !== undefined) ino.uid = rest.uid;
+          if (rest.gid !== undefined) ino.gid = rest.gid;
+          if (rest.size !== undefined && rest.size > 0) {
+            const used = Math.ceil(rest.size / BLOCK) * BLOCK;
+            if (tx.st.usedBytes + used > this.opts.capacityBytes) throw new OpError(S.NOSPC);
+            tx.st.usedBytes += used;
+            ino.size = rest.size;
+          }
+          const at = rest.atime === 'server' ? time : rest.atime;
+          if (at) [ino.atimeS, ino.atimeN] = [at.sec, at.nsec];
+          const mt = rest.mtime === 'server' ? time : rest.mtime;
+          if (mt) [ino.mtimeS, ino.mtimeN] = [mt.sec, mt.nsec];
+          if (op.kind === 'create' && op.mode === 'exclusive') ino.verifier = normVerifier(op.verifier);
+          if (op.kind === 'symlink') {
+            ino.target = op.target;
+            ino.size = Buffer.byteLength(op.target, 'utf8');
+          }
+          if (op.kind === 'mknod' && (type === FileType.CHR || type === FileType.BLK)) {
+            const rd = op.rdev ?? [0, 0];
+            if (!isU32(rd[0]) || !isU32(rd[1])) throw new OpError(S.INVAL);
+            [ino.rdev0, ino.rdev1] = rd;
+          }
+          // an id that is not a regular file must not keep a data file created ahead of use
+          if (type !== FileType.REG) await this.data.discardPreallocated(ino.fileid);
+          tx.create(ino);
+          const d = tx.edit(dir);
+          tx.addEntry(d, op.name, ino.fileid);
+          if (type === FileType.DIR) d.nlink++;
+          this.touchDir(d, time);
+          return { status: S.OK, obj: toAttr(ino), wcc: { before, after: toAttr(d) } };
+        } catch (err) {
+          if (err instanceof OpError && !err.wcc) throw new OpError(err.status, failWcc());
+          throw err;
+        }
+      }
+
+      case 'remove':
+      case 'rmdir': {
+        const dir = await this.dirOf(tx, op.dir);
+        const before = wccAttr(dir);
+        const failWcc = (): Wcc => ({ before, after: toAttr(dir) });
+        try {
+          if (op.kind === 'rmdir' && (op.name === '.' || op.name === '..')) throw new OpError(S.INVAL);
+          this.name(op.name);
+          if (!mayAccess(dir, cred, X)) throw new OpError(S.ACCES);
+          const ent = await tx.entry(dir.fileid, op.name);
+          if (!ent) throw new OpError(S.NOENT);
+          const ino = await tx.inode(ent.fileid);
+          if (!ino) throw new OpError(S.IO);
+          if (op.kind === 'remove' && ino.type === FileType.DIR) throw new OpError(S.ISDIR);
+          if (op.kind === 'rmdir' && ino.type !== FileType.DIR) throw new OpError(S.NOTDIR);
+          if (!mayAccess(dir, cred, W | X)) throw new OpError(S.ACCES);
+          if (!stickyAllows(dir, ino, cred)) throw new OpError(S.PERM);
+          if (ino.type === FileType.DIR && ino.entries > 0) throw new OpError(S.NOTEMPTY);
+          const d = tx.edit(dir);
+          tx.removeEntry(d, op.name, ent.cookie);
+          if (ino.type === FileType.DIR) {
+            d.nlink--;
+            tx.delete(ino);
+          } else {
+            this.dropLink(tx, ino, time);
+          }
+          this.touchDir(d, time);
+          return { status: S.OK, wcc: { before, after: toAttr(d) } };
+        } catch (err) {
+          if (err instanceof OpError && !err.wcc) throw new OpError(err.status, failWcc());
+          throw err;
+        }
+      }
+
+      case 'rename': {
+        const from = await this.dirOf(tx, op.fromDir);
+        const to = await this.dirOf(tx, op.toDir);
+        const fromBefore = wccAttr(from);
+        const toBefore = wccAttr(to);
+        const fail = (s: S) => new OpError(s, { before: fromBefore, after: toAttr(from) }, { before: toBefore, after: toAttr(to) });
+        const okResult = (): OpResult => {
+          const f = (tx.changed.get(from.fileid) as Inode | undefined) ?? from;
+          const t = (tx.changed.get(to.fileid) as Inode | undefined) ?? to;
+          return { status: S.OK, wcc: { before: fromBefore, after: toAttr(f) }, wcc2: { before: toBefore, after: toAttr(t) } };
+        };
+        const s1 = checkName(op.fromName);
+        if (s1 !== S.OK) throw fail(s1);
+        const s2 = checkName(op.toName);
+        if (s2 !== S.OK) throw fail(s2);
+        if (!mayAccess(from, cred, X) || !mayAccess(to, cred, X)) throw fail(S.ACCES);
+        const src = await tx.entry(from.fileid, op.fromName);
+        if (!src) throw fail(S.NOENT);
+        const sino = await tx.inode(src.fileid);
+        if (!sino) throw fail(S.IO);
+        if (!mayAccess(from, cred, W | X) || !mayAccess(to, cred, W | X)) throw fail(S.ACCES);
+        if (from.fileid === to.fileid && op.fromName === op.toName) return okResult();
+        const dst = await tx.entry(to.fileid, op.toName);
+        const dino = dst ? await tx.inode(dst.fileid) : undefined;
+        if (dst && !dino) throw fail(S.IO);
+        // rename onto another link of the same file: POSIX says do nothing
+        if (dst && dst.fileid === src.fileid) return okResult();
+        const isDir = sino.type === FileType.DIR;
+        if (dino) {
+          if (isDir && dino.type !== FileType.DIR) throw fail(S.NOTDIR);
+          if (!isDir && dino.type === FileType.DIR) throw fail(S.ISDIR);
+          if (dino.type === FileType.DIR && dino.entries > 0) throw fail(S.NOTEMPTY);
+        }
+        if (!stickyAllows(from, sino, cred)) throw fail(S.PERM);
+        if (dino && !stickyAllows(to, dino, cred)) throw fail(S.PERM);
+        const moveDir = isDir && from.fileid !== to.fileid;
+        if (moveDir) {
+          // not into its own subtree
+          let cur = to;
+          for (let depth = 0; ; depth++) {
+            if (cur.fileid === sino.fileid) throw fail(S.INVAL);
+            if (cur.fileid === ROOT_ID) break;
+            if (depth > MAX_DIR_DEPTH) throw fail(S.IO);
+            const up = await tx.inode(cur.parent);
+            if (!up) throw fail(S.IO);
+            cur = up;
+          }
+          // ".." of the moved directory changes: needs write permission on it (Linux does the same)
+          if (!mayAccess(sino, cred, W)) throw fail(S.ACCES);
+          if (!dino && to.nlink + 1 > this.opts.maxLinks) throw fail(S.MLINK);
+        }
+        const f = tx.edit(from);
+        const t = tx.edit(to);
+        tx.removeEntry(f, op.fromName, src.cookie);
+        if (dst && dino) {
+          tx.removeEntry(t, op.toName, dst.cookie);
+          if (dino.type === FileType.DIR) {
+            t.nlink--;
+            tx.delete(dino);
+          } else {
+            this.dropLink(tx, dino, time);
+          }
+        }
+        tx.addEntry(t, op.toName, sino.fileid);
+        const s = tx.edit(sino);
+        this.touchCtime(s, time);
+        if (moveDir) {
+          f.nlink--;
+          t.nlink++;
+          s.parent = t.fileid;
+        }
+        this.touchDir(f, time);
+        this.touchDir(t, time);
+        return okResult();
+      }
+
+      case 'link': {
+        const file = await tx.inode(op.file);
+        if (!file) throw new OpError(S.STALE);
+        const dir = await this.dirOf(tx, op.dir);
+        const before = wccAttr(dir);
+        const failWcc = (): Wcc => ({ before, after: toAttr(dir) });
+        try {
+          if (file.type === FileType.DIR) throw new OpError(S.ISDIR);
+          this.name(op.name);
+          if (!mayAccess(dir, cred, X)) throw new OpError(S.ACCES);
+          if (await tx.entry(dir.fileid, op.name)) throw new OpError(S.EXIST);
+          if (!mayAccess(dir, cred, W | X)) throw new OpError(S.ACCES);
+          if (file.nlink + 1 > this.opts.maxLinks) throw new OpError(S.MLINK);
+          const fe = tx.edit(file);
+          fe.nlink++;
+          this.touchCtime(fe, time);
+          const d = tx.edit(dir);
+          tx.addEntry(d, op.name, file.fileid);
+          this.touchDir(d, time);
+          const w: Wcc = { before, after: toAttr(d) };
+          return { status: S.OK, obj: toAttr(fe), wcc: w, wcc2: w };
+        } catch (err) {
+          if (err instanceof OpError) throw new OpError(err.status, failWcc(), failWcc());
+          throw err;
+        }
+      }
+
+      case 'write': {
+        const ino = await tx.inode(op.file);
+        if (!ino) throw new OpError(S.STALE);
+        const wcc: Wcc = { before: wccAttr(ino), after: toAttr(ino) };
+        if (ino.type === FileType.DIR) throw new OpError(S.ISDIR, wcc);
+        if (ino.type !== FileType.REG) throw new OpError(S.INVAL, wcc);
+        if (!(op.data instanceof Uint8Array) || !Number.isSafeInteger(op.offset) || op.offset < 0) throw new OpError(S.INVAL, wcc);
+        if (!mayWriteData(ino, cred)) throw new OpError(S.ACCES, wcc);
+        const len = op.data.length;
+        const end = op.offset + len;
+        if (end > this.opts.maxFileSize) throw new OpError(S.FBIG, wcc);
+        const newSize = Math.max(ino.size, end);
+        const oldUsed = usedOf(ino);
+        const newUsed = Math.ceil(newSize / BLOCK) * BLOCK;
+        if (newUsed > oldUsed && tx.st.usedBytes - oldUsed + newUsed > this.opts.capacityBytes) throw new OpError(S.NOSPC, wcc);
+        if (len === 0) return { status: S.OK, count: 0, obj: toAttr(ino), wcc };
+        await this.data.write(ino.fileid, op.offset, op.data, tx.st.nextFileId);
+        const e = tx.edit(ino);
+        tx.st.usedBytes += newUsed - oldUsed;
+        e.size = newSize;
+        e.mtimeS = e.ctimeS = time.sec;
+        e.mtimeN = e.ctimeN = time.nsec;
+        if (cred.uid !== 0) this.killPrivs(e);
+        return { status: S.OK, count: len, obj: toAttr(e), wcc: { before: wccAttr(ino), after: toAttr(e) } };
+      }
+
+      default:
+        throw new OpError(S.INVAL);
+    }
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  async getattr(file: FileId): Promise<Attr | undefined> {
+    this.check();
+    const i = await this.loadInode(file, false);
+    return i ? toAttr(i) : undefined;
+  }
+
+  async lookup(dir: FileId, name: string): Promise<{ status: S; obj?: Attr; dirAttr?: Attr }> {
+    this.check();
+    const d = await this.loadInode(dir, false);
+    if (!d) return { status: S.STALE };
+    const dirAttr = toAttr(d);
+    if (d.type !== FileType.DIR) return { status: S.NOTDIR, dirAttr };
+    if (name === '.') return { status: S.OK, obj: dirAttr, dirAttr };
+    if (name === '..') {
+      const p = d.parent === d.fileid ? d : await this.loadInode(d.parent, false);
+      return p ? { status: S.OK, obj: toAttr(p), dirAttr } : { status: S.STALE, dirAttr };
+    }
+    const s = checkName(name);
+    if (s === S.NAMETOOLONG) return { status: s, dirAttr };
+    if (s !== S.OK) return { status: S.NOENT, dirAttr };
+    const v = await this.getEntry(dir, name);
+    if (!v) return { status: S.NOENT, dirAttr };
+    const obj = await this.loadInode(decodeEntry(v).fileid, false);
+    if (!obj) return { status: S.NOENT, dirAttr };
+    return { status: S.OK, obj: toAttr(obj), dirAttr };
+  }
+
+  async readdir(dir: FileId, cookie: number, cookieverf: string | undefined, maxEntries: number): Promise<ReaddirResult> {
+    this.check();
+    const d = await this.loadInode(dir, false);
+    if (!d) return { status: S.STALE, entries: [], eof: false, cookieverf: '0000000000000000' };
+    const verf = cookieVerf(d);
+    const dirAttr = toAttr(d);
+    if (d.type !== FileType.DIR) return { status: S.NOTDIR, dirAttr, entries: [], eof: false, cookieverf: verf };
+    if (!Number.isSafeInteger(cookie) || cookie < 0) return { status: S.BAD_COOKIE, dirAttr, entries: [], eof: false, cookieverf: verf };
+    if (cookie !== 0 && cookieverf !== undefined && cookieverf.toLowerCase() !== verf) {
+      return { status: S.BAD_COOKIE, dirAttr, entries: [], eof: false, cookieverf: verf };
+    }
+    if (cookie >= d.nextCookie) return { status: S.BAD_COOKIE, dirAttr, entries: [], eof: false, cookieverf: verf };
+    const max = Math.max(1, Math.min(Math.floor(maxEntries) || 1, 1_000_000));
+    const entries: DirEntry[] = [];
+    if (cookie < 1) entries.push({ name: '.', fileid: d.fileid, cookie: 1 });
+    if (cookie < 2 && entries.length < max) entries.push({ name: '..', fileid: d.parent, cookie: 2 });
+    const room = max - entries.length;
+    const from = Math.max(cookie, 2);
+    // Pending (not yet written) cookie records override LevelDB's; new ones carry the newest cookies.
+    // The overlay is copied in the same tick the iterator takes its LevelDB snapshot, so a batch the
+    // writer completes meanwhile is seen once either way.
+    const ov = this.cookieOverlay.get(dir);
+    const snap = ov ? [...ov] : [];
+    const shadowed = new Set(snap.map(([c]) => c));
+    const dbSnapshot = this.db.snapshot(); // synchronous: same instant as the overlay copy
+    const found: DirEntry[] = [];
+    // one extra entry tells whether this page ends the directory
+    const want = room + 1;
+    const it = this.db.iterator({ gt: cookieKey(dir, from), lt: cookieKey(dir + 1, 0), limit: want + snap.length, snapshot: dbSnapshot });
+    try {
+      let taken = 0;
+      for (;;) {
+        const batch = await it.nextv(Math.min(want + snap.length - taken, 1024));
+        if (batch.length === 0) break;
+        taken += batch.length;
+        this.stats.dbReads += batch.length;
+        for (const [k, v] of batch) {
+          const c = readU64BE(k, 9);
+          if (shadowed.has(c)) continue;
+          const { fileid, name } = decodeCookieValue(v);
+          found.push({ name, fileid, cookie: c });
+        }
+        if (found.length >= want) break;
+      }
+    } finally {
+      await it.close();
+      await dbSnapshot.close();
+    }
+    if (snap.length) {
+      for (const [c, { e }] of snap) if (e && c > from) found.push({ name: e.name, fileid: e.fileid, cookie: c });
+      found.sort((a, b) => a.cookie - b.cookie);
+    }
+    const got = found.length;
+    for (let i = 0; i < Math.min(room, got); i++) entries.push(found[i]);
+    return { status: S.OK, dirAttr, entries, eof: got <= room, cookieverf: verf };
+  }
+
+  async read(file: FileId, offset: number, count: number): Promise<{ status: S; attr?: Attr; data?: Uint8Array; eof?: boolean }> {
+    this.check();
+    const i = await this.loadInode(file, false);
+    if (!i) return { status: S.STALE };
+    const attr = toAttr(i);
+    if (i.type === FileType.DIR) return { status: S.ISDIR, attr };
+    if (i.type !== FileType.REG) return { status: S.INVAL, attr };
+    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(count) || count < 0) return { status: S.INVAL, attr };
+    const n = Math.max(0, Math.min(count, this.opts.maxReadBytes, i.size - offset));
+    const data = await this.data.read(i.fileid, offset, n);
+    return { status: S.OK, attr, data, eof: offset + n >= i.size };
+  }
+
+  async readlink(file: FileId): Promise<{ status: S; attr?: Attr; target?: string }> {
+    this.check();
+    const i = await this.loadInode(file, false);
+    if (!i) return { status: S.STALE };
+    if (i.type !== FileType.LNK) return { status: S.INVAL, attr: toAttr(i) };
+    return { status: S.OK, attr: toAttr(i), target: i.target };
+  }
+
+  async fsstat(): Promise<FsStat> {
+    this.check();
+    const sf = await fsp.statfs(this.dataDir);
+    const tbytes0 = sf.blocks * sf.bsize;
+    const fbytes0 = sf.bfree * sf.bsize;
+    const abytes0 = sf.bavail * sf.bsize;
+    const cap = this.opts.capacityBytes;
+    const used = this.state.usedBytes;
+    const tbytes = Math.min(tbytes0, cap);
+    const fbytes = Math.max(0, Math.min(fbytes0, cap - used));
+    const abytes = Math.max(0, Math.min(abytes0, cap - used));
+    const files = this.state.fileCount;
+    const tfiles = Number.isFinite(this.opts.maxFiles) ? this.opts.maxFiles : files + sf.ffree;
+    const ffiles = Math.max(0, Math.min(tfiles - files, sf.ffree));
+    return { tbytes, fbytes, abytes, tfiles, ffiles, afiles: ffiles };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await Promise.allSettled([...this.inflight.values()]);
+    await this.roundsDone;
+    await this.writerDone.catch(() => undefined);
+    if (!this.broken) {
+      await this.mutex.run(async () => {
+        await this.data.syncDirty();
+        await this.flushWrites();
+        await this.writerDone;
+        const ops: BatchOp[] = this.pendingMarkerDeletes.map((key) => ({ type: 'del' as const, key }));
+        this.pendingMarkerDeletes = [];
+        ops.push({ type: 'put', key: KEY_STATE, value: encodeState(this.state) });
+        ops.push({ type: 'put', key: KEY_CLEAN, value: Buffer.from([1]) });
+        await this.db.batch(ops, { sync: true });
+        this.stats.dbSyncs++;
+        this.durableIndex = this.state.applied;
+      });
+    }
+    this.closed = true;
+    await this.data.closeAll();
+    await this.db.close();
+  }
+}
+
+/**
+ * Write a batch of pre-encoded Buffer keys and values, sync:false. abstract-level's public batch()
+ * clones and re-validates every operation (about half the cost of a create under load); with 'buffer'
+ * encodings there is nothing to encode, so the batch goes straight to classic-level's _batch(), the
+ * documented implementation hook that batch() itself ends in. Falls back to batch() if it is absent.
+ */
+function writeBatch(db: MetaDb, ops: BatchOp[]): Promise<void> {
+  const impl = (db as unknown as { _batch?: (ops: BatchOp[], opts: object) => Promise<void> })._batch;
+  if (typeof impl === 'function' && db.status === 'open') return impl.call(db, ops, { sync: false });
+  return db.batch(ops, { sync: false });
+}
+
+function normVerifier(v: string | undefined): string {
+  if (typeof v !== 'string' || !/^[0-9a-fA-F]{16}$/.test(v)) return '';
+  return v.toLowerCase();
+}
+
+/** Open (creating if needed) the block store in `dataDir` (uses dataDir/meta and dataDir/blocks). */
+export function openStore(dataDir: string, options: StoreOptions = {}): Promise<LevelBlockStore> {
+  return LevelBlockStore.open(dataDir, options);
+}

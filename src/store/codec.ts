@@ -1,0 +1,216 @@
+/**
+ * Binary key layout and the compact inode record codec of the block store's LevelDB.
+ *
+ * Keys (all big-endian so LevelDB's byte order is numeric order):
+ *   0x00 0x01                      state: applied index, next file id, file count, used bytes
+ *   0x00 0x02                      store format version
+ *   0x00 0x03                      clean-shutdown marker (absent while open)
+ *   0x01 <fileid u64>              inode record (see encodeInode)
+ *   0x02 <dir u64> <name utf8>     directory entry by name -> fileid, cookie
+ *   0x03 <dir u64> <cookie u64>    cookie index -> fileid, name (READDIR walks this range)
+ *   0x04 <fileid u64>              pending unlink of a data file
+ */
+import { FileType } from './types';
+
+export const FORMAT_VERSION = 1;
+
+export const KEY_STATE = Buffer.from([0x00, 0x01]);
+export const KEY_VERSION = Buffer.from([0x00, 0x02]);
+export const KEY_CLEAN = Buffer.from([0x00, 0x03]);
+
+export const P_INODE = 0x01;
+export const P_ENTRY = 0x02;
+export const P_COOKIE = 0x03;
+export const P_UNLINK = 0x04;
+
+const TWO32 = 0x1_0000_0000;
+
+export function writeU64BE(buf: Buffer, off: number, n: number): void {
+  buf.writeUInt32BE(Math.floor(n / TWO32), off);
+  buf.writeUInt32BE(n >>> 0, off + 4);
+}
+
+export function readU64BE(buf: Uint8Array, off: number): number {
+  const b = buf as Buffer;
+  return b.readUInt32BE(off) * TWO32 + b.readUInt32BE(off + 4);
+}
+
+function idKey(prefix: number, id: number): Buffer {
+  const k = Buffer.allocUnsafe(9);
+  k[0] = prefix;
+  writeU64BE(k, 1, id);
+  return k;
+}
+
+export const inodeKey = (id: number): Buffer => idKey(P_INODE, id);
+export const unlinkKey = (id: number): Buffer => idKey(P_UNLINK, id);
+
+export function entryKey(dir: number, name: string): Buffer {
+  const n = Buffer.byteLength(name, 'utf8');
+  const k = Buffer.allocUnsafe(9 + n);
+  k[0] = P_ENTRY;
+  writeU64BE(k, 1, dir);
+  k.write(name, 9, 'utf8');
+  return k;
+}
+
+/** [gte, lt) bounds of all entry keys of one directory */
+export function entryRange(dir: number): { gte: Buffer; lt: Buffer } {
+  return { gte: idKey(P_ENTRY, dir), lt: idKey(P_ENTRY, dir + 1) };
+}
+
+export function cookieKey(dir: number, cookie: number): Buffer {
+  const k = Buffer.allocUnsafe(17);
+  k[0] = P_COOKIE;
+  writeU64BE(k, 1, dir);
+  writeU64BE(k, 9, cookie);
+  return k;
+}
+
+/** Entry value: fileid, cookie (both u64 BE). */
+export function encodeEntry(fileid: number, cookie: number): Buffer {
+  const v = Buffer.allocUnsafe(16);
+  writeU64BE(v, 0, fileid);
+  writeU64BE(v, 8, cookie);
+  return v;
+}
+
+export function decodeEntry(v: Uint8Array): { fileid: number; cookie: number } {
+  return { fileid: readU64BE(v, 0), cookie: readU64BE(v, 8) };
+}
+
+/** Cookie index value: fileid u64 BE, then the name. */
+export function encodeCookieValue(fileid: number, name: string): Buffer {
+  const n = Buffer.byteLength(name, 'utf8');
+  const v = Buffer.allocUnsafe(8 + n);
+  writeU64BE(v, 0, fileid);
+  v.write(name, 8, 'utf8');
+  return v;
+}
+
+export function decodeCookieValue(v: Uint8Array): { fileid: number; name: string } {
+  const b = Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+  return { fileid: readU64BE(b, 0), name: b.toString('utf8', 8) };
+}
+
+export interface StoreState {
+  applied: number;
+  nextFileId: number;
+  fileCount: number;
+  usedBytes: number;
+}
+
+export function encodeState(s: StoreState): Buffer {
+  const v = Buffer.allocUnsafe(32);
+  v.writeDoubleLE(s.applied, 0);
+  v.writeDoubleLE(s.nextFileId, 8);
+  v.writeDoubleLE(s.fileCount, 16);
+  v.writeDoubleLE(s.usedBytes, 24);
+  return v;
+}
+
+export function decodeState(v: Uint8Array): StoreState {
+  const b = Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+  return {
+    applied: b.readDoubleLE(0),
+    nextFileId: b.readDoubleLE(8),
+    fileCount: b.readDoubleLE(16),
+    usedBytes: b.readDoubleLE(24),
+  };
+}
+
+/** The stored form of an object. Immutable once put into the cache: changes make a copy. */
+export interface Inode {
+  type: FileType;
+  mode: number;
+  nlink: number;
+  uid: number;
+  gid: number;
+  size: number;
+  rdev0: number;
+  rdev1: number;
+  fileid: number;
+  generation: number;
+  atimeS: number;
+  atimeN: number;
+  mtimeS: number;
+  mtimeN: number;
+  ctimeS: number;
+  ctimeN: number;
+  /** directories: the parent directory (root: itself) */
+  parent: number;
+  /** directories: next cookie to hand out (1 and 2 are "." and "..") */
+  nextCookie: number;
+  /** directories: number of entries (excluding "." and "..") */
+  entries: number;
+  /** EXCLUSIVE create verifier, 16 hex digits, or '' */
+  verifier: string;
+  /** symlink target, or '' */
+  target: string;
+}
+
+const HDR = 120;
+const F_VERIFIER = 1;
+const F_TARGET = 2;
+const RECORD_TAG = 1;
+
+/** Fixed 120-byte little-endian header plus the symlink target. About 10x cheaper than JSON. */
+export function encodeInode(i: Inode): Buffer {
+  const tlen = i.target ? Buffer.byteLength(i.target, 'utf8') : 0;
+  const b = Buffer.allocUnsafe(HDR + tlen);
+  b[0] = RECORD_TAG;
+  b[1] = i.type;
+  b[2] = (i.verifier ? F_VERIFIER : 0) | (tlen ? F_TARGET : 0);
+  b[3] = 0;
+  b.writeUInt32LE(i.mode, 4);
+  b.writeUInt32LE(i.nlink, 8);
+  b.writeUInt32LE(i.uid >>> 0, 12);
+  b.writeUInt32LE(i.gid >>> 0, 16);
+  b.writeUInt32LE(i.rdev0 >>> 0, 20);
+  b.writeUInt32LE(i.rdev1 >>> 0, 24);
+  b.writeUInt32LE(i.atimeN, 28);
+  b.writeUInt32LE(i.mtimeN, 32);
+  b.writeUInt32LE(i.ctimeN, 36);
+  b.writeDoubleLE(i.size, 40);
+  b.writeDoubleLE(i.fileid, 48);
+  b.writeDoubleLE(i.generation, 56);
+  b.writeDoubleLE(i.atimeS, 64);
+  b.writeDoubleLE(i.mtimeS, 72);
+  b.writeDoubleLE(i.ctimeS, 80);
+  b.writeDoubleLE(i.parent, 88);
+  b.writeDoubleLE(i.nextCookie, 96);
+  b.writeDoubleLE(i.entries, 104);
+  if (i.verifier) b.write(i.verifier, 112, 8, 'hex');
+  else b.fill(0, 112, 120);
+  if (tlen) b.write(i.target, HDR, 'utf8');
+  return b;
+}
+
+export function decodeInode(v: Uint8Array): Inode {
+  const b = Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+  if (b.length < HDR || b[0] !== RECORD_TAG) throw new Error('corrupt inode record');
+  const flags = b[2];
+  return {
+    type: b[1] as FileType,
+    mode: b.readUInt32LE(4),
+    nlink: b.readUInt32LE(8),
+    uid: b.readUInt32LE(12),
+    gid: b.readUInt32LE(16),
+    rdev0: b.readUInt32LE(20),
+    rdev1: b.readUInt32LE(24),
+    atimeN: b.readUInt32LE(28),
+    mtimeN: b.readUInt32LE(32),
+    ctimeN: b.readUInt32LE(36),
+    size: b.readDoubleLE(40),
+    fileid: b.readDoubleLE(48),
+    generation: b.readDoubleLE(56),
+    atimeS: b.readDoubleLE(64),
+    mtimeS: b.readDoubleLE(72),
+    ctimeS: b.readDoubleLE(80),
+    parent: b.readDoubleLE(88),
+    nextCookie: b.readDoubleLE(96),
+    entries: b.readDoubleLE(104),
+    verifier: flags & F_VERIFIER ? b.toString('hex', 112, 120) : '',
+    target: flags & F_TARGET ? b.toString('utf8', HDR) : '',
+  };
+}

@@ -1,0 +1,335 @@
+/**
+ * File data: one sparse data file per regular file, dataDir/blocks/<shard>/<fileid hex>, where
+ * shard = fileid >> 12 in hex (4096 consecutive ids share a directory, so the files created by a burst
+ * of concurrent creates share one directory fsync). Byte N of the file is byte N of the data file, so
+ * block B (64 KiB) lives at offset B * BLOCK and sequential writes are plain pwrite()s with no extra
+ * copying or indirection. Holes read as zeros (sparse files).
+ *
+ * Open descriptors are cached in a bounded LRU with reference counts (a descriptor in use by a read or
+ * an fdatasync is never closed under it). Writes mark the file dirty; `syncDirty()` is the sync
+ * barrier: it fdatasyncs every dirty file (in parallel, so the kernel can merge journal commits) and
+ * fsyncs every directory that gained a data file, before the caller writes a LevelDB batch with
+ * sync:true.
+ */
+import { promises as fsp, constants as C } from 'node:fs';
+import * as path from 'node:path';
+
+export const BLOCK = 64 * 1024;
+/** data files created ahead per run (see preallocate) */
+export const PREALLOC = 64;
+
+interface FdEntry {
+  fh: fsp.FileHandle;
+  refs: number;
+  /** removed from the cache; close when refs drop to 0 */
+  detached: boolean;
+}
+
+export interface DataStats {
+  fsyncs: number;
+  dirFsyncs: number;
+}
+
+export class DataFiles {
+  readonly blocksDir: string;
+  private readonly fds = new Map<number, FdEntry>(); // insertion order = LRU order
+  private readonly opening = new Map<number, Promise<FdEntry | undefined>>();
+  private dirtyFiles = new Set<number>();
+  private dirtyDirs = new Set<string>();
+  private readonly knownShards = new Set<string>();
+  private syncChain: Promise<unknown> = Promise.resolve();
+  private syncedListeners: { seq: number; resolve: () => void }[] = [];
+  /** data files exist (created empty, ahead of use) for file ids up to here; see preallocate() */
+  private preallocUpTo = 0;
+  /** bumped after every data change (write, truncate, new data file) has reached the page cache */
+  writeSeq = 0;
+  /** every change up to this writeSeq is durable */
+  syncedSeq = 0;
+  readonly stats: DataStats = { fsyncs: 0, dirFsyncs: 0 };
+
+  constructor(dataDir: string, private readonly maxFds: number) {
+    this.blocksDir = path.join(dataDir, 'blocks');
+  }
+
+  async init(): Promise<void> {
+    await fsp.mkdir(this.blocksDir, { recursive: true });
+  }
+
+  static shardName(fileid: number): string {
+    return Math.floor(fileid / 4096).toString(16).padStart(4, '0');
+  }
+
+  static fileName(fileid: number): string {
+    return fileid.toString(16).padStart(16, '0');
+  }
+
+  pathOf(fileid: number): string {
+    return path.join(this.blocksDir, DataFiles.shardName(fileid), DataFiles.fileName(fileid));
+  }
+
+  get dirtyCount(): number {
+    return this.dirtyFiles.size + this.dirtyDirs.size;
+  }
+
+  /** Acquire a descriptor; `create` makes the data file if missing. undefined: no data file. */
+  private async acquire(fileid: number, create: boolean, aheadFrom = 0): Promise<FdEntry | undefined> {
+    let e = this.fds.get(fileid);
+    if (e) {
+      // move to the LRU tail
+      this.fds.delete(fileid);
+      this.fds.set(fileid, e);
+      e.refs++;
+      return e;
+    }
+    const pending = this.opening.get(fileid);
+    if (pending) {
+      const r = await pending;
+      if (r) return this.acquire(fileid, create);
+      if (!create) return undefined;
+    }
+    const p = this.open(fileid, create, aheadFrom);
+    this.opening.set(fileid, p);
+    try {
+      e = await p;
+    } finally {
+      this.opening.delete(fileid);
+    }
+    if (!e) return undefined;
+    this.fds.set(fileid, e);
+    e.refs++;
+    this.trim();
+    return e;
+  }
+
+  private async open(fileid: number, create: boolean, aheadFrom: number): Promise<FdEntry | undefined> {
+    const file = this.pathOf(fileid);
+    try {
+      const fh = await fsp.open(file, C.O_RDWR);
+      return { fh, refs: 0, detached: false };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || !create) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+        throw err;
+      }
+    }
+    const shard = path.dirname(file);
+    await this.ensureShard(shard);
+    const fh = await fsp.open(file, C.O_RDWR | C.O_CREAT, 0o600);
+    this.dirtyDirs.add(shard);
+    if (aheadFrom > 0) await this.preallocate(aheadFrom);
+    this.writeSeq++;
+    return { fh, refs: 0, detached: false };
+  }
+
+  private release(e: FdEntry): void {
+    e.refs--;
+    if (e.refs === 0 && e.detached) void e.fh.close().catch(() => undefined);
+  }
+
+  /** Close least recently used descriptors that are idle and clean, down to the bound. */
+  private trim(): void {
+    if (this.fds.size <= this.maxFds) return;
+    for (const [id, e] of this.fds) {
+      if (this.fds.size <= this.maxFds) break;
+      if (e.refs > 0 || this.dirtyFiles.has(id)) continue;
+      this.fds.delete(id);
+      e.detached = true;
+      void e.fh.close().catch(() => undefined);
+    }
+  }
+
+  /** Write at `offset`. `aheadFrom`: the next file id to be handed out, to pre-create data files
+   * from (0: none) when this write has to create the file's data file. */
+  async write(fileid: number, offset: number, data: Uint8Array, aheadFrom = 0): Promise<void> {
+    const e = (await this.acquire(fileid, true, aheadFrom))!;
+    try {
+      let done = 0;
+      while (done < data.length) {
+        const { bytesWritten } = await e.fh.write(data, done, data.length - done, offset + done);
+        done += bytesWritten;
+      }
+      this.dirtyFiles.add(fileid);
+      this.writeSeq++;
+    } finally {
+      this.release(e);
+    }
+  }
+
+  /**
+   * Create empty data files for the PREALLOC ids from `from` on (ids not handed out yet) that do not
+   * exist yet. A new data file needs a directory fsync before metadata that relies on it may be
+   * recorded; creating them ahead, in runs, makes that one directory fsync per run instead of one per
+   * file. Called when a write has to create a data file, so workloads that never write create none.
+   * Empty data files of ids not handed out yet are expected (start-up and fsck know them); an id that
+   * becomes a directory, symlink or device gets its empty file removed (`discardPreallocated`).
+   */
+  private async preallocate(from: number): Promise<void> {
+    const first = Math.max(from, this.preallocUpTo + 1);
+    const last = from + PREALLOC - 1;
+    for (let id = first; id <= last; id++) {
+      const file = this.pathOf(id);
+      const shard = path.dirname(file);
+      await this.ensureShard(shard);
+      const fh = await fsp.open(file, C.O_RDWR | C.O_CREAT, 0o600);
+      await fh.close();
+      this.dirtyDirs.add(shard);
+    }
+    if (last > this.preallocUpTo) this.preallocUpTo = last;
+  }
+
+  /** An id that became something other than a regular file: drop its empty pre-created data file. */
+  async discardPreallocated(fileid: number): Promise<void> {
+    // unconditionally: after a restart the run created before it is not known (missing is fine)
+    await this.unlink(fileid);
+  }
+
+  private async ensureShard(shard: string): Promise<void> {
+    if (this.knownShards.has(shard)) return;
+    try {
+      await fsp.mkdir(shard);
+      this.dirtyDirs.add(this.blocksDir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    this.knownShards.add(shard);
+  }
+
+  /** Read into a zero-filled buffer of `count` bytes; bytes past the data file's end stay zero. */
+  async read(fileid: number, offset: number, count: number): Promise<Buffer> {
+    const out = Buffer.alloc(count);
+    if (count === 0) return out;
+    const e = await this.acquire(fileid, false);
+    if (!e) return out;
+    try {
+      let done = 0;
+      while (done < count) {
+        const { bytesRead } = await e.fh.read(out, done, count - done, offset + done);
+        if (bytesRead === 0) break;
+        done += bytesRead;
+      }
+    } finally {
+      this.release(e);
+    }
+    return out;
+  }
+
+  /** Cut the data file to `size` if it is longer (no data beyond the recorded size). */
+  async truncate(fileid: number, size: number): Promise<void> {
+    const e = await this.acquire(fileid, false);
+    if (!e) return;
+    try {
+      const st = await e.fh.stat();
+      if (st.size > size) {
+        await e.fh.truncate(size);
+        this.dirtyFiles.add(fileid);
+        this.writeSeq++;
+      }
+    } finally {
+      this.release(e);
+    }
+  }
+
+  /** Delete the data file of a removed file (missing is fine). */
+  async unlink(fileid: number): Promise<void> {
+    this.dirtyFiles.delete(fileid);
+    const e = this.fds.get(fileid);
+    if (e) {
+      this.fds.delete(fileid);
+      e.detached = true;
+      if (e.refs === 0) await e.fh.close().catch(() => undefined);
+    }
+    try {
+      await fsp.unlink(this.pathOf(fileid));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+
+  /**
+   * The sync barrier: make every data write, truncation and data file creation made so far durable
+   * (afterwards `syncedSeq` >= the `writeSeq` of this call). Calls run one after another; a call that
+   * finds nothing dirty returns at once.
+   */
+  syncDirty(): Promise<void> {
+    const p = this.syncChain.then(() => this.syncNow());
+    this.syncChain = p.catch(() => undefined);
+    return p;
+  }
+
+  /** Resolves once `syncedSeq >= seq`, or after `ms` milliseconds, whichever is first. */
+  waitSynced(seq: number, ms: number): Promise<void> {
+    if (this.syncedSeq >= seq) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const l = { seq, resolve: () => undefined as void };
+      const timer = setTimeout(() => {
+        this.syncedListeners = this.syncedListeners.filter((x) => x !== l);
+        resolve();
+      }, ms);
+      l.resolve = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      this.syncedListeners.push(l);
+    });
+  }
+
+  private setSynced(seq: number): void {
+    this.syncedSeq = seq;
+    if (this.syncedListeners.length === 0) return;
+    const still = [];
+    for (const l of this.syncedListeners) {
+      if (l.seq <= seq) l.resolve();
+      else still.push(l);
+    }
+    this.syncedListeners = still;
+  }
+
+  private async syncNow(): Promise<void> {
+    const seq = this.writeSeq;
+    if (this.dirtyFiles.size === 0 && this.dirtyDirs.size === 0) {
+      this.setSynced(seq);
+      return;
+    }
+    const files = this.dirtyFiles;
+    const dirs = this.dirtyDirs;
+    this.dirtyFiles = new Set();
+    this.dirtyDirs = new Set();
+    try {
+      // all in parallel: the kernel merges journal commits; order among them does not matter, all
+      // of them complete before the caller writes metadata that depends on them
+      await Promise.all([
+        ...[...files].map(async (id) => {
+          const e = await this.acquire(id, false);
+          if (!e) return; // unlinked meanwhile
+          try {
+            await e.fh.datasync();
+            this.stats.fsyncs++;
+          } finally {
+            this.release(e);
+          }
+        }),
+        ...[...dirs].map(async (d) => {
+          const fh = await fsp.open(d, C.O_RDONLY | C.O_DIRECTORY);
+          try {
+            await fh.sync();
+            this.stats.dirFsyncs++;
+          } finally {
+            await fh.close();
+          }
+        }),
+      ]);
+    } catch (err) {
+      for (const f of files) this.dirtyFiles.add(f);
+      for (const d of dirs) this.dirtyDirs.add(d);
+      throw err;
+    }
+    this.setSynced(seq);
+    this.trim();
+  }
+
+  async closeAll(): Promise<void> {
+    const all = [...this.fds.values()];
+    this.fds.clear();
+    await Promise.all(all.map((e) => e.fh.close().catch(() => undefined)));
+  }
+}

@@ -1,0 +1,39 @@
+/**
+ * Child process of the crash test: `node crash-child.js <dataDir> <maxIndex>`. Opens the store,
+ * resumes the deterministic op log at appliedIndex + 1 with up to 8 ops in flight, and prints
+ * "ACK <index>" for every op whose apply() resolved as stable (every op except UNSTABLE writes).
+ * Stops by itself at maxIndex or after 60 s; the parent normally SIGKILLs it long before.
+ */
+import { openStore } from '../../src/store/block-store';
+import { crashOp } from './crash-workload';
+
+async function main(): Promise<void> {
+  const [dir, maxArg] = process.argv.slice(2);
+  const max = Number(maxArg ?? 100000);
+  const store = await openStore(dir);
+  process.stdout.write(`START ${store.appliedIndex}\n`);
+  const deadline = Date.now() + 60_000;
+  let next = store.appliedIndex + 1;
+  const inflight = new Set<Promise<void>>();
+  while (next <= max && Date.now() < deadline) {
+    while (inflight.size < 8 && next <= max) {
+      const i = next++;
+      const op = crashOp(i);
+      const p: Promise<void> = store.apply(i, op).then((r) => {
+        inflight.delete(p);
+        if (r.status !== 0) throw new Error(`op ${i} ${op.kind} failed with ${r.status}`);
+        if (!(op.kind === 'write' && op.stable === 0)) process.stdout.write(`ACK ${i}\n`);
+      });
+      inflight.add(p);
+    }
+    await Promise.race(inflight);
+  }
+  await Promise.all(inflight);
+  await store.close();
+  process.stdout.write('DONE\n');
+}
+
+main().catch((e) => {
+  process.stderr.write(`crash-child: ${e?.stack ?? e}\n`);
+  process.exit(1);
+});

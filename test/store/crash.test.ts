@@ -1,0 +1,95 @@
+import { strict as assert } from 'node:assert';
+import { spawn } from 'node:child_process';
+import * as path from 'node:path';
+import { openStore } from '../../src/store/block-store';
+import { fsck } from '../../src/store/fsck';
+import { expected, fileId, stepOf } from './crash-workload';
+import { rmDir, tmpDir } from './helpers';
+
+const CHILD = path.join(__dirname, 'crash-child.js');
+
+/** Run the child until it has acknowledged some ops, then SIGKILL it after a random delay. */
+function runAndKill(dir: string, killAfterMs: number): Promise<{ acked: number[]; start: number }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CHILD, dir, '100000'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const acked: number[] = [];
+    let start = -1;
+    let buf = '';
+    let err = '';
+    let timer: NodeJS.Timeout | undefined;
+    const guard = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    child.stdout.on('data', (d: Buffer) => {
+      buf += d.toString();
+      let nl;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        if (line.startsWith('ACK ')) acked.push(Number(line.slice(4)));
+        else if (line.startsWith('START ')) start = Number(line.slice(6));
+        if (!timer && acked.length > 0) timer = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+      }
+    });
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('error', reject);
+    child.on('exit', (code, signal) => {
+      clearTimeout(guard);
+      if (timer) clearTimeout(timer);
+      if (signal !== 'SIGKILL') reject(new Error(`child exited ${code} ${signal}: ${err}`));
+      else resolve({ acked, start });
+    });
+  });
+}
+
+async function verify(dir: string, acked: number[]): Promise<number> {
+  const store = await openStore(dir);
+  try {
+    const applied = store.appliedIndex;
+    const maxAck = acked.length ? Math.max(...acked) : 0;
+    assert.ok(applied >= maxAck, `applied ${applied} behind acknowledged ${maxAck}`);
+    const steps = stepOf(applied + 1).s + 1;
+    for (let s = 0; s < steps; s++) {
+      const want = expected(s, applied);
+      const attr = await store.getattr(fileId(s));
+      if (!want) {
+        assert.equal(attr, undefined, `file of step ${s} must not exist at ${applied}`);
+        continue;
+      }
+      assert.ok(attr, `file of step ${s} missing at ${applied}`);
+      const l = await store.lookup(want.dir, want.name);
+      assert.equal(l.obj?.fileid, fileId(s), `step ${s}: ${want.name} in ${want.dir}`);
+      assert.equal(attr.size, want.data.length, `step ${s} size`);
+      const r = await store.read(fileId(s), 0, want.data.length);
+      assert.ok(Buffer.from(r.data!).equals(want.data), `step ${s} content`);
+    }
+    return applied;
+  } finally {
+    await store.close();
+  }
+}
+
+describe('store: crash safety (SIGKILL during FILE_SYNC workload)', function () {
+  this.timeout(180000);
+  let dir: string;
+  before(() => {
+    dir = tmpDir('crash');
+  });
+  after(() => rmDir(dir));
+
+  it('every acknowledged op survives repeated SIGKILLs; fsck is clean', async () => {
+    const allAcked: number[] = [];
+    let lastApplied = 0;
+    const kills = 6;
+    for (let k = 0; k < kills; k++) {
+      const { acked, start } = await runAndKill(dir, 100 + Math.floor(Math.random() * 700));
+      assert.ok(acked.length > 0, 'child acknowledged ops');
+      assert.ok(start >= lastApplied, 'child resumed at or after the last verified position');
+      allAcked.push(...acked);
+      // verify after every other kill, so that the child also starts from a crashed store
+      if (k % 2 === 1 || k === kills - 1) lastApplied = await verify(dir, allAcked);
+    }
+    assert.ok(lastApplied > 20, `made progress: ${lastApplied}`);
+    const rep = await fsck(dir);
+    assert.deepEqual(rep.problems, []);
+    assert.ok(rep.regularFiles > 5);
+  });
+});
