@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what the tests need on a clean Debian/Ubuntu machine (run as root), then `npm ci`.
+# Idempotent: packages already present are not touched, node_modules is reused when it matches.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# command -> Debian package
+declare -A NEED=(
+  [nfs-ls]=libnfs-utils
+  [nfs-cp]=libnfs-utils
+  [nfs-cat]=libnfs-utils
+  [tshark]=tshark
+)
+missing=()
+for cmd in "${!NEED[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("${NEED[$cmd]}")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "install-test-deps: need root to install: ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "install-test-deps: installing ${missing[*]}"
+  # tshark asks whether non-root users may capture; answer no without a prompt
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections 2>/dev/null || true
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# node dependencies: npm ci unless node_modules already matches the lockfile
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
