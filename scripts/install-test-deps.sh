@@ -10,6 +10,8 @@ declare -A NEED=(
   [nfs-cp]=libnfs-utils
   [nfs-cat]=libnfs-utils
   [tshark]=tshark
+  [rpcinfo]=rpcbind
+  [showmount]=nfs-common
 )
 missing=()
 for cmd in "${!NEED[@]}"; do
@@ -25,8 +27,16 @@ if [ "${#missing[@]}" -gt 0 ]; then
   # tshark asks whether non-root users may capture; answer no without a prompt
   echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections 2>/dev/null || true
   export DEBIAN_FRONTEND=noninteractive
+  # rpcbind and nfs-common are wanted for their tools (rpcinfo, showmount) only: keep their
+  # maintainer scripts from starting an rpcbind daemon on the machine's port 111
+  policy=/usr/sbin/policy-rc.d
+  had_policy=0; [ -e "$policy" ] && had_policy=1
+  if [ "$had_policy" -eq 0 ]; then printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod +x "$policy"; fi
   apt-get update -qq
-  apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null
+  apt_status=0
+  apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null || apt_status=$?
+  if [ "$had_policy" -eq 0 ]; then rm -f "$policy"; fi
+  [ "$apt_status" -eq 0 ] || exit "$apt_status"
 fi
 
 # node dependencies: npm ci unless node_modules already matches the lockfile
