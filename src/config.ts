@@ -29,6 +29,8 @@ export interface Limits {
   /** concurrent calls per connection */
   maxInflightPerConnection: number;
   maxConnections: number;
+  /** TCP connections open from one client address; further ones are closed at once */
+  maxConnectionsPerClient: number;
   /** a connection that sends a partial record and stalls is closed after this long (ms) */
   idleRecordTimeoutMs: number;
   /** idle connection timeout (ms) */
@@ -37,9 +39,16 @@ export interface Limits {
   drcMaxEntries: number;
   /** bytes of the duplicate request cache (cached replies + per-entry overhead) */
   drcMaxBytes: number;
-  /** bytes of complete RPC records held (queued or being processed) across all connections; above
-   * it no connection is read until calls finish (bytes) */
+  /** bytes held across all TCP connections (partial records, complete records queued or being
+   * processed); above it no connection is read until that drops (bytes) */
   maxBufferedBytes: number;
+  /** bytes of replies a connection may have waiting to be written out; above it the connection is
+   * neither read nor starts calls until its client reads, and is closed if nothing of it is written
+   * out for idleRecordTimeoutMs (bytes) */
+  maxReplyBytesPerConnection: number;
+  /** bytes of replies waiting to be written out over all TCP connections; above it the connection
+   * with the largest backlog is closed (bytes) */
+  maxReplyBytesTotal: number;
 }
 
 export interface HanfsConfig {
@@ -89,11 +98,14 @@ export const DEFAULT_LIMITS: Limits = {
   maxRecordBytes: 1024 * 1024 + 64 * 1024,
   maxInflightPerConnection: 128,
   maxConnections: 1024,
+  maxConnectionsPerClient: 64,
   idleRecordTimeoutMs: 30_000,
   idleConnectionTimeoutMs: 360_000,
   drcMaxEntries: 4096,
   drcMaxBytes: 8 * 1024 * 1024,
   maxBufferedBytes: 256 * 1024 * 1024,
+  maxReplyBytesPerConnection: 8 * 1024 * 1024,
+  maxReplyBytesTotal: 256 * 1024 * 1024,
 };
 
 /** Root directory of a fresh store when a config file is used: root-owned 0755, like a new disk. */
@@ -276,6 +288,9 @@ export function parseConfig(doc: Json, base: HanfsConfig = defaultConfig()): Han
       lim.maxInflightPerConnection = int(l.maxInflightPerConnection, 'limits.maxInflightPerConnection', 1, 65536);
     }
     if (l.maxConnections !== undefined) lim.maxConnections = int(l.maxConnections, 'limits.maxConnections', 1, 1_000_000);
+    if (l.maxConnectionsPerClient !== undefined) {
+      lim.maxConnectionsPerClient = int(l.maxConnectionsPerClient, 'limits.maxConnectionsPerClient', 1, 1_000_000);
+    }
     if (l.idleRecordTimeoutMs !== undefined) {
       lim.idleRecordTimeoutMs = int(l.idleRecordTimeoutMs, 'limits.idleRecordTimeoutMs', 10, 3_600_000);
     }
@@ -287,6 +302,23 @@ export function parseConfig(doc: Json, base: HanfsConfig = defaultConfig()): Han
     if (l.maxBufferedBytes !== undefined) {
       lim.maxBufferedBytes = int(l.maxBufferedBytes, 'limits.maxBufferedBytes', 65536, Number.MAX_SAFE_INTEGER);
     }
+    if (l.maxReplyBytesPerConnection !== undefined) {
+      lim.maxReplyBytesPerConnection = int(
+        l.maxReplyBytesPerConnection,
+        'limits.maxReplyBytesPerConnection',
+        65536,
+        Number.MAX_SAFE_INTEGER,
+      );
+    }
+    if (l.maxReplyBytesTotal !== undefined) {
+      lim.maxReplyBytesTotal = int(l.maxReplyBytesTotal, 'limits.maxReplyBytesTotal', 65536, Number.MAX_SAFE_INTEGER);
+    }
+  }
+  if (cfg.limits.maxReplyBytesTotal < cfg.limits.maxRecordBytes) {
+    // one large reply (an NFS READ) must fit, or its own connection would be closed for it
+    throw new ConfigError(
+      `limits.maxReplyBytesTotal (${cfg.limits.maxReplyBytesTotal}) must be at least limits.maxRecordBytes (${cfg.limits.maxRecordBytes})`,
+    );
   }
   if (cfg.limits.maxBufferedBytes < cfg.limits.maxRecordBytes) {
     throw new ConfigError(

@@ -4,8 +4,15 @@
  * arguments to the program (rpc-program.ts) and sends back whatever the program answers, or the
  * rejection the RFC prescribes. Hostile input costs bounded memory and never crashes the process:
  * record sizes are capped before buffering, calls in flight per connection are capped (the socket is
- * no longer read while at the cap or while replies are not being read by the client), a client that
- * holds a partial record too long is disconnected, and a program that throws yields SYSTEM_ERR.
+ * no longer read while at the cap or while replies are not being read by the client), partial and
+ * queued records count against the global budget that gates reading (maxBufferedBytes), replies not
+ * yet written out are counted per connection (above maxReplyBytesPerConnection no further call is
+ * read or started) and in a separate global reply budget (maxReplyBytesTotal: over it, the
+ * connection with the largest backlog is closed, so a client that does not read its replies never
+ * stalls the others), a connection whose reply backlog stays above maxReplyBytesPerConnection with
+ * nothing written out for idleRecordTimeoutMs is closed, connections per client address are capped,
+ * a client that holds a partial record too long is disconnected, and a program that throws yields
+ * SYSTEM_ERR.
  * Procedures a program declares non-idempotent go through the duplicate request cache
  * (duplicate-request-cache.ts): a retransmit is answered with the reply already sent, and is never
  * run while the original is still running.
@@ -23,6 +30,12 @@ import { normalizeAddress } from './exports';
 import { DuplicateRequestCache, type DrcLimits, type DrcToken } from './duplicate-request-cache';
 
 export const RPC_VERSION = 2;
+
+/** defaults of the optional limits (config.ts holds the same values) */
+const DEFAULT_MAX_CONNECTIONS_PER_CLIENT = 64;
+const DEFAULT_MAX_REPLY_BYTES_PER_CONNECTION = 8 * 1024 * 1024;
+const DEFAULT_MAX_BUFFERED_BYTES = 256 * 1024 * 1024;
+const DEFAULT_MAX_REPLY_BYTES_TOTAL = 256 * 1024 * 1024;
 
 const enum MsgType {
   CALL = 0,
@@ -219,7 +232,7 @@ export interface RpcServerOptions {
     Limits,
     'maxRecordBytes' | 'maxInflightPerConnection' | 'maxConnections' | 'idleRecordTimeoutMs' | 'idleConnectionTimeoutMs'
   > &
-    Partial<Pick<Limits, 'maxBufferedBytes'>> &
+    Partial<Pick<Limits, 'maxBufferedBytes' | 'maxReplyBytesPerConnection' | 'maxReplyBytesTotal' | 'maxConnectionsPerClient'>> &
     Partial<DrcConfigLimits>;
   log: Logger;
   metrics?: RpcMetrics;
@@ -315,8 +328,20 @@ export class RpcServer {
   private idleWaiters: (() => void)[] = [];
   private udpInflightTotal = 0;
   private readonly limiter = new LogLimiter();
-  /** bytes of complete records queued or being processed, over all TCP connections */
+  /**
+   * bytes held for TCP connections: partial records and complete records queued or being processed.
+   * Over maxHeld no connection is read.
+   */
   private held = 0;
+  /**
+   * bytes of replies handed to TCP sockets and not yet written out. Kept apart from `held`: a client
+   * that does not read its replies must not stop the server reading the others. Over maxReplyHeld the
+   * connection with the largest backlog is closed.
+   */
+  private replyHeld = 0;
+  private readonly maxReplyHeld: number;
+  /** TCP connections open per client address */
+  private readonly perClient = new Map<string, number>();
   private readonly maxHeld: number;
   /** the duplicate request cache (undefined: disabled) */
   readonly drc: DuplicateRequestCache | undefined;
@@ -327,7 +352,8 @@ export class RpcServer {
     this.metrics = opts.metrics ?? NOOP_METRICS;
     this.maxUdpInflight = opts.maxUdpInflight ?? 256;
     this.maxReplyFragment = opts.maxReplyFragment;
-    this.maxHeld = opts.limits.maxBufferedBytes ?? 256 * 1024 * 1024;
+    this.maxHeld = opts.limits.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES;
+    this.maxReplyHeld = opts.limits.maxReplyBytesTotal ?? DEFAULT_MAX_REPLY_BYTES_TOTAL;
     if (opts.drc !== false) {
       const l: Partial<DrcLimits> = {};
       if (opts.limits.drcMaxEntries !== undefined) l.maxEntries = opts.limits.drcMaxEntries;
@@ -353,6 +379,31 @@ export class RpcServer {
     const wasOver = this.overBudget;
     this.held -= n;
     if (wasOver && !this.overBudget) for (const c of this.conns) c.updateFlow();
+  }
+
+  /** bytes of replies handed to TCP sockets and not yet written out */
+  get replyHeldBytes(): number {
+    return this.replyHeld;
+  }
+
+  /** a reply of n bytes handed to a socket; over the global reply budget, shed the largest backlog */
+  holdReply(n: number): void {
+    this.replyHeld += n;
+    while (this.replyHeld > this.maxReplyHeld) {
+      let worst: TcpConnection | undefined;
+      for (const c of this.conns) if (c.unsentBytes > 0 && (!worst || c.unsentBytes > worst.unsentBytes)) worst = c;
+      if (!worst) break;
+      // closing it releases its backlog at once (abort), so the loop ends
+      worst.abort(
+        'reply-backlog',
+        { replyBytesTotal: this.replyHeld, maxReplyBytesTotal: this.maxReplyHeld },
+        'replies not read by the client exceed the global reply budget, closing the connection with the largest backlog',
+      );
+    }
+  }
+
+  releaseReply(n: number): void {
+    this.replyHeld -= n;
   }
 
   /** warn about something a client did, rate-limited */
@@ -487,10 +538,23 @@ export class RpcServer {
       sock.destroy();
       return;
     }
+    const addr = normalizeAddress(sock.remoteAddress ?? '');
+    const maxPerClient = this.limits.maxConnectionsPerClient ?? DEFAULT_MAX_CONNECTIONS_PER_CLIENT;
+    const open = this.perClient.get(addr) ?? 0;
+    if (open >= maxPerClient) {
+      this.metrics.dropped('max-connections-per-client');
+      this.clientWarn({ remote: addr, max: maxPerClient }, 'connection limit per client reached, refusing');
+      sock.destroy();
+      return;
+    }
+    this.perClient.set(addr, open + 1);
     const c = new TcpConnection(this, sock, progs, this.limits, this.metrics, this.maxReplyFragment);
     this.conns.add(c);
     this.metrics.connectionOpened('tcp');
     sock.once('close', () => {
+      const left = (this.perClient.get(addr) ?? 1) - 1;
+      if (left > 0) this.perClient.set(addr, left);
+      else this.perClient.delete(addr);
       this.conns.delete(c);
       this.metrics.connectionClosed('tcp');
       this.checkIdle();
@@ -756,6 +820,15 @@ class TcpConnection {
   private peerEnded = false;
   private recordTimer: NodeJS.Timeout | undefined;
   private readonly peer: Peer;
+  /** bytes of the partial record counted in the server's held bytes */
+  private partialHeld = 0;
+  /** bytes of replies handed to the socket and not yet written out (counted in the server's reply bytes) */
+  private unsent = 0;
+  /** runs while unsent > maxUnsent: nothing written out for idleRecordTimeoutMs closes the connection */
+  private backlogTimer: NodeJS.Timeout | undefined;
+  /** set once the socket closed and everything it held was released */
+  private released = false;
+  private readonly maxUnsent: number;
 
   constructor(
     private readonly server: RpcServer,
@@ -766,6 +839,7 @@ class TcpConnection {
     private readonly maxReplyFragment: number | undefined,
   ) {
     this.decoder = new RecordDecoder({ maxRecordBytes: limits.maxRecordBytes });
+    this.maxUnsent = limits.maxReplyBytesPerConnection ?? DEFAULT_MAX_REPLY_BYTES_PER_CONNECTION;
     this.peer = {
       remoteAddress: normalizeAddress(sock.remoteAddress ?? ''),
       remotePort: sock.remotePort ?? 0,
@@ -792,10 +866,38 @@ class TcpConnection {
     });
     // over the global budget a new connection is not read either
     this.updateFlow();
-    sock.once('close', () => {
-      this.clearRecordTimer();
-      this.dropQueue(); // never start calls for a connection that is gone
-    });
+    sock.once('close', () => this.releaseAll());
+  }
+
+  get unsentBytes(): number {
+    return this.unsent;
+  }
+
+  /** the socket is closed or being closed: release everything it holds (once) */
+  private releaseAll(): void {
+    this.clearRecordTimer();
+    this.clearBacklogTimer();
+    this.dropQueue(); // never start calls for a connection that is gone
+    if (this.released) return;
+    // replies that will never be written and the partial record are no longer held
+    this.released = true;
+    const u = this.unsent;
+    const p = this.partialHeld;
+    this.unsent = 0;
+    this.partialHeld = 0;
+    if (u > 0) this.server.releaseReply(u);
+    if (p > 0) this.server.release(p);
+  }
+
+  /** close the connection for misbehaviour; what it holds is released at once */
+  abort(reason: string, obj: object, msg: string): void {
+    if (this.released) return;
+    if (!this.sock.destroyed) {
+      this.server.clientWarn({ remote: this.peer.remoteAddress, unsentBytes: this.unsent, ...obj }, msg);
+      this.metrics.dropped(reason);
+    }
+    this.releaseAll();
+    this.sock.destroy();
   }
 
   get busy(): boolean {
@@ -843,12 +945,22 @@ class TcpConnection {
       this.queue.push(r);
       this.server.hold(r.length);
     }
+    // the partial record is held too (its bytes were not counted before)
+    const partial = this.decoder.bufferedBytes;
+    if (partial > this.partialHeld) this.server.hold(partial - this.partialHeld);
+    else if (partial < this.partialHeld) this.server.release(this.partialHeld - partial);
+    this.partialHeld = partial;
     this.pump();
     this.updateFlow();
   }
 
   private pump(): void {
-    while (!this.stopped && this.queue.length > 0 && this.inflight < this.limits.maxInflightPerConnection) {
+    while (
+      !this.stopped &&
+      this.queue.length > 0 &&
+      this.inflight < this.limits.maxInflightPerConnection &&
+      this.unsent <= this.maxUnsent
+    ) {
       const rec = this.queue.shift() as Uint8Array;
       this.inflight++;
       const size = rec.length;
@@ -886,24 +998,76 @@ class TcpConnection {
       return;
     }
     const chunks = encodeRecord(d.parts, this.maxReplyFragment);
+    // the reply is held until the socket has written it out: a client that does not read its replies
+    // makes the connection stop (updateFlow, pump) instead of queueing replies without bound
+    let total = 0;
+    for (const c of chunks) total += c.length;
+    this.unsent += total;
+    this.server.holdReply(total);
+    if (this.released) return; // shed: this connection had the largest backlog
     this.sock.cork();
-    for (const c of chunks) this.sock.write(c);
+    for (let i = 0; i < chunks.length; i++) {
+      if (i < chunks.length - 1) this.sock.write(chunks[i]);
+      else this.sock.write(chunks[i], () => this.written(total));
+    }
     this.sock.uncork();
+    this.checkBacklog(false);
+  }
+
+  /**
+   * A connection whose unsent replies exceed maxReplyBytesPerConnection and of which nothing has been
+   * written out for idleRecordTimeoutMs (its client does not read) is closed, so that what it holds is
+   * released in bounded time. A slow reader that makes progress restarts the clock.
+   */
+  private checkBacklog(progress: boolean): void {
+    if (this.released || this.unsent <= this.maxUnsent) {
+      this.clearBacklogTimer();
+      return;
+    }
+    if (progress) this.clearBacklogTimer();
+    if (this.backlogTimer) return;
+    const timeoutMs = this.limits.idleRecordTimeoutMs;
+    this.backlogTimer = setTimeout(() => {
+      this.backlogTimer = undefined;
+      this.abort('reply-stalled', { timeoutMs }, 'client does not read its replies, closing connection');
+    }, timeoutMs);
+    this.backlogTimer.unref();
+  }
+
+  private clearBacklogTimer(): void {
+    if (this.backlogTimer) {
+      clearTimeout(this.backlogTimer);
+      this.backlogTimer = undefined;
+    }
+  }
+
+  /** a reply of n bytes left the socket (or failed to: the socket is being destroyed) */
+  private written(n: number): void {
+    if (this.released) return; // already released when the socket closed
+    this.unsent -= n;
+    this.server.releaseReply(n);
+    if (this.sock.destroyed) return;
+    this.checkBacklog(true);
+    this.pump();
+    this.updateFlow();
   }
 
   /**
    * Read from the socket only while the connection may start more calls and the client reads its
-   * replies; while paused, the partial-record clock does not run (we are the ones not reading).
+   * replies. While paused because of this connection (calls or replies pending), the partial-record
+   * clock does not run (we are the ones not reading); while paused only because the server's global
+   * budget is exceeded it keeps running, so a sender stalled mid-record is still closed.
    */
   updateFlow(): void {
     if (this.sock.destroyed) return;
-    const stop =
+    const localStop =
       this.stopped ||
       this.peerEnded ||
-      this.server.overBudget ||
       this.queue.length > 0 ||
       this.inflight >= this.limits.maxInflightPerConnection ||
+      this.unsent > this.maxUnsent ||
       this.sock.writableNeedDrain;
+    const stop = localStop || this.server.overBudget;
     if (stop && !this.paused) {
       this.paused = true;
       this.sock.pause();
@@ -911,7 +1075,7 @@ class TcpConnection {
       this.paused = false;
       this.sock.resume();
     }
-    if (!this.paused && !this.stopped && !this.peerEnded && this.decoder.hasPartialRecord) {
+    if (!localStop && this.decoder.hasPartialRecord) {
       if (!this.recordTimer) {
         this.recordTimer = setTimeout(() => {
           this.server.clientWarn(

@@ -30,6 +30,11 @@ describe('configuration', () => {
     assert.equal(c.exports[0].readOnly, true);
     assert.equal(c.exports[0].rootSquash, true);
     assert.equal(c.limits.maxRecordBytes, defaultConfig().limits.maxRecordBytes);
+    assert.equal(c.limits.maxConnectionsPerClient, 64);
+    assert.equal(c.limits.maxReplyBytesPerConnection, 8 * 1024 * 1024);
+    const l = parseConfig({ limits: { maxConnectionsPerClient: 8, maxReplyBytesPerConnection: 65536 } }).limits;
+    assert.equal(l.maxConnectionsPerClient, 8);
+    assert.equal(l.maxReplyBytesPerConnection, 65536);
   });
 
   const bad: [string, unknown, RegExp][] = [
@@ -51,6 +56,8 @@ describe('configuration', () => {
     ['bad log level', { log: { level: 'loud' } }, /log.level: expected one of/],
     ['tiny record limit', { limits: { maxRecordBytes: 100 } }, /limits.maxRecordBytes/],
     ['unknown limit', { limits: { maxFoo: 1 } }, /limits: unknown key "maxFoo"/],
+    ['zero connections per client', { limits: { maxConnectionsPerClient: 0 } }, /limits.maxConnectionsPerClient/],
+    ['tiny reply budget per connection', { limits: { maxReplyBytesPerConnection: 1000 } }, /limits.maxReplyBytesPerConnection/],
     ['not an object', [1, 2], /expected a JSON object/],
   ];
   for (const [name, doc, re] of bad) {

@@ -11,6 +11,7 @@ import { RpcServer, XdrOut, xdrU32 } from '../../src/nfs/rpc-server';
 import { silentLogger } from '../../src/log';
 import { DEFAULT_LIMITS, type Limits } from '../../src/config';
 import { encodeAuthSys } from '../../src/nfs/auth';
+import type { RpcMetrics } from '../../src/metrics';
 
 export interface CallOpts {
   rpcvers?: number;
@@ -100,9 +101,9 @@ export class RawTcpClient {
     sock.on('error', () => undefined);
   }
 
-  static connect(port: number, host = '127.0.0.1'): Promise<RawTcpClient> {
+  static connect(port: number, host = '127.0.0.1', localAddress?: string): Promise<RawTcpClient> {
     return new Promise((resolve, reject) => {
-      const s = net.connect({ port, host }, () => resolve(new RawTcpClient(s)));
+      const s = net.connect({ port, host, localAddress }, () => resolve(new RawTcpClient(s)));
       s.once('error', reject);
     });
   }
@@ -189,7 +190,8 @@ export function udpCall(port: number, msg: Uint8Array, timeoutMs = 3000, host = 
 
 /** Program 0x20000001, versions 2..4: proc 0 NULL, 1 echo after `delay` ms (u32 delay, opaque data),
  * 2 throws, 3 returns garbage_args, 4 reads past the end, 5 answers AUTH_TOOWEAK for AUTH_NONE,
- * 6 waits until released (gate), 7 returns the caller's uid. */
+ * 6 waits until released (gate), 7 returns the caller's uid, 8 returns u32 n bytes (a READ-like
+ * small call with a big reply, in a buffer of exactly that size). */
 export class TestProgram implements RpcProgram {
   readonly prog = 0x20000001;
   readonly versions = [2, 3, 4];
@@ -200,7 +202,7 @@ export class TestProgram implements RpcProgram {
   private gate: (() => void)[] = [];
 
   procName(_v: number, proc: number): string {
-    return ['NULL', 'ECHO', 'THROW', 'GARBAGE', 'OVERRUN', 'STRICT', 'GATE', 'WHOAMI'][proc] ?? 'unknown';
+    return ['NULL', 'ECHO', 'THROW', 'GARBAGE', 'OVERRUN', 'STRICT', 'GATE', 'WHOAMI', 'BIG'][proc] ?? 'unknown';
   }
 
   release(): void {
@@ -243,6 +245,8 @@ export class TestProgram implements RpcProgram {
           return { kind: 'success', body: new XdrOut().u32(ctx.xid).bytes() };
         case 7:
           return { kind: 'success', body: new XdrOut().u32(ctx.sys ? ctx.sys.uid : 0xffffffff).bytes() };
+        case 8:
+          return { kind: 'success', body: Buffer.alloc(xdrU32(args), 5) };
         default:
           return { kind: 'proc_unavail' };
       }
@@ -256,8 +260,23 @@ export function testLimits(over: Partial<Limits> = {}): Limits {
   return { ...DEFAULT_LIMITS, maxRecordBytes: 64 * 1024, ...over };
 }
 
-export function newServer(over: Partial<Limits> = {}): RpcServer {
-  return new RpcServer({ limits: testLimits(over), log: silentLogger() });
+export function newServer(over: Partial<Limits> = {}, metrics?: RpcMetrics): RpcServer {
+  return new RpcServer({ limits: testLimits(over), log: silentLogger(), metrics });
+}
+
+/** RpcMetrics that counts `dropped` reasons (connections closed for misbehaviour among them) */
+export class DropCounter implements RpcMetrics {
+  readonly drops = new Map<string, number>();
+  callStarted(): void {}
+  callFinished(): void {}
+  connectionOpened(): void {}
+  connectionClosed(): void {}
+  dropped(reason: string): void {
+    this.drops.set(reason, (this.drops.get(reason) ?? 0) + 1);
+  }
+  count(reason: string): number {
+    return this.drops.get(reason) ?? 0;
+  }
 }
 
 export function u32be(...vals: number[]): Buffer {

@@ -105,9 +105,11 @@ export function xdrStringSize(n: number): number {
 export const FATTR3_SIZE = 84;
 export const POST_OP_ATTR_SIZE = 4 + FATTR3_SIZE;
 
-/** Encoders and one shared writer; a reply is encoded synchronously and flushed at once. */
+/** Encoders and one shared writer; a reply is encoded synchronously and flushed at once (nothing may
+ * keep a view of the writer's buffer across a flush). */
 export class ReplyEncoder {
-  // replies are carved out of 2 MiB buffers (a 1 MiB READ reply still fits with its header)
+  // replies are encoded into one 2 MiB buffer (a 1 MiB READ reply still fits with its header) and
+  // copied out by flush()
   readonly writer = new Writer(2 * 1024 * 1024);
   readonly nfs = new Nfsv3Encoder(this.writer);
   readonly xdr = new XdrEncoder(this.writer);
@@ -177,8 +179,18 @@ export class ReplyEncoder {
     this.xdr.writeVarlenOpaque(b);
   }
 
-  /** current reply bytes (a view into the writer's buffer, valid until overwritten — it never is) */
+  /**
+   * The current reply, copied out into a buffer of exactly its size: a reply may stay queued on a
+   * socket whose client does not read, and a view would pin the writer's whole 2 MiB buffer (one per
+   * 1 MiB READ reply). Since nothing keeps a view of the writer's buffer, it is then reused from
+   * its start.
+   */
   flush(): Uint8Array {
-    return this.writer.flush();
+    const w = this.writer;
+    const view = w.flush();
+    const out = Buffer.allocUnsafe(view.length);
+    out.set(view);
+    w.x = w.x0 = 0;
+    return out;
   }
 }
