@@ -5,13 +5,18 @@
  * Mutations: `apply(index, op)` runs ops one at a time in index order under a mutex. Each op reads what
  * it needs (inode cache, then LevelDB), validates (RFC 1813 errors, permissions from op.cred), does its
  * data I/O, then writes ONE LevelDB batch holding all its metadata changes plus the state record
- * (applied index, next file id, counters). Batches are written with sync:false; durability comes from
- * the group commit: an op that must be stable (every successful metadata op, FILE_SYNC/DATA_SYNC
- * writes) releases the mutex and waits until a sync round covers its index. A round fdatasyncs dirty
- * data files (the sync barrier), then, holding the mutex so that no batch slips in behind the barrier,
- * syncs whatever became dirty meanwhile and writes the state record with sync:true — which makes every
- * earlier batch durable too (LevelDB's log is sequential). Callers arriving while a round runs are
- * covered by it when they were applied before its mutex phase, otherwise by the next round.
+ * (applied index, next file id, counters). A background writer writes pending batches in index order,
+ * many coalesced into one LevelDB write, each write with sync:true (so the fsync cost is shared), and
+ * only once the data they describe is durable. Every batch needs its own sync write: a later sync:true
+ * write does NOT make earlier sync:false writes durable, because when the memtable fills LevelDB
+ * switches to a new log file and closes the old one without fsync, and a sync write syncs only the
+ * current log. Durability comes from the group commit: an op that must be stable (every successful
+ * metadata op, FILE_SYNC/DATA_SYNC writes) releases the mutex and waits until a sync round covers its
+ * index. A round fdatasyncs dirty data files (the sync barrier), then, holding the mutex so that no
+ * batch slips in behind the barrier, syncs whatever became dirty meanwhile and waits until the writer
+ * has written (synced) every pending batch. Callers arriving while a round runs are covered by it when
+ * they were applied before its mutex phase, otherwise by the next round. Data files are unlinked (REMOVE)
+ * and cut (shrinking SETATTR) only once the batch recording that is written, i.e. durable.
  */
 import { Level } from 'level';
 import * as path from 'node:path';
@@ -255,6 +260,8 @@ class Tx {
   readonly changed = new Map<number, Inode | null>();
   /** data files to unlink once the batch is written */
   readonly unlinks: number[] = [];
+  /** data files to cut [fileid, size] once the batch is written */
+  readonly truncates: [number, number][] = [];
   /** directory entry changes, for the overlay */
   readonly entryChanges: [string, Buffer | null][] = [];
   /** cookie index changes, for the overlay READDIR merges */
@@ -329,6 +336,8 @@ interface PendingBatch {
   dataSeq: number;
   /** data files to unlink once this batch (holding their unlink markers) is written */
   unlinks: number[];
+  /** data files to cut [fileid, size] once this batch (recording the smaller size) is written */
+  truncates: [number, number][];
   /** overlay slots this batch set: [inode ids, entry keys], with the sequence number they got */
   inodeKeys: [number, number][];
   entryKeys: [string, number][];
@@ -358,6 +367,9 @@ export class LevelBlockStore implements BlockStore {
   private readonly recentIndex = new Float64Array(RECENT_RESULTS);
   private readonly recentStatus = new Int32Array(RECENT_RESULTS);
   private pendingMarkerDeletes: Buffer[] = [];
+  /** shrinking truncations recorded in metadata but not yet done to the data file: the writer does them
+   * once their batch is written (durable), so a crash never leaves data cut under a recorded larger size */
+  private readonly pendingTruncates = new Map<number, { size: number; index: number; running?: Promise<void> }>();
   /** metadata batches applied in memory, not yet written to LevelDB (oldest first) */
   private pending: PendingBatch[] = [];
   /** newest inode records / directory entries of pending batches (null: deleted); reads look here
@@ -374,6 +386,10 @@ export class LevelBlockStore implements BlockStore {
   private flushWaiters: Waiter[] = [];
   private waiters: Waiter[] = [];
   private roundRunning = false;
+  /** a round is in its phase 2, waiting for the writer */
+  private roundFlushing = false;
+  /** wakes the writer early when it idles during a round */
+  private writerWake: (() => void) | undefined = undefined;
   private roundsDone: Promise<void> = Promise.resolve();
   private closed = false;
   private broken: unknown = undefined;
@@ -670,6 +686,19 @@ export class LevelBlockStore implements BlockStore {
     return { result, durable };
   }
 
+  /** Before a write or a size change of `id` (to `size`): finish a pending truncation that it could
+   * otherwise expose or undo. A smaller size just supersedes it. */
+  private async settleTruncate(id: number, size = Infinity): Promise<void> {
+    const pt = this.pendingTruncates.get(id);
+    if (!pt || size < pt.size) return;
+    if (pt.running) {
+      await pt.running;
+      return;
+    }
+    this.pendingTruncates.delete(id);
+    await this.data.truncate(id, pt.size);
+  }
+
   /**
    * Record an op's changes: in memory at once (cache, overlay, state), in LevelDB by the writer, which
    * writes batches in index order and only once the data they describe is durable (so the recorded
@@ -712,9 +741,10 @@ export class LevelBlockStore implements BlockStore {
       this.pendingMarkerDeletes = [];
     }
     ops.push({ type: 'put', key: KEY_STATE, value: encodeState(tx.st) });
-    this.pending.push({ ops, index: tx.st.applied, dataSeq: this.data.writeSeq, unlinks: ok ? tx.unlinks : [], inodeKeys, entryKeys, cookieKeys });
+    this.pending.push({ ops, index: tx.st.applied, dataSeq: this.data.writeSeq, unlinks: ok ? tx.unlinks : [], truncates: ok ? tx.truncates : [], inodeKeys, entryKeys, cookieKeys });
     this.mutSeq++;
     this.state = tx.st;
+    if (ok) for (const [id, size] of tx.truncates) this.pendingTruncates.set(id, { size, index: tx.st.applied });
     if (ok) {
       for (const [id, ino] of tx.changed) {
         if (ino) this.cache.set(id, ino);
@@ -722,7 +752,13 @@ export class LevelBlockStore implements BlockStore {
       }
     }
     this.kickWriter();
-    if (this.pending.length > MAX_PENDING_BATCHES) await this.waitWritten(tx.st.applied - MAX_PENDING_BATCHES / 2);
+    if (this.pending.length > MAX_PENDING_BATCHES) {
+      // Backpressure, holding the mutex. Run the data barrier here first: while a round runs, the
+      // writer leaves data syncing to the round, whose phase 2 needs this mutex, so waiting for the
+      // writer alone could wait forever (deadlock). After it the writer can write without the round.
+      await this.data.syncDirty();
+      await this.waitWritten(tx.st.applied - MAX_PENDING_BATCHES / 2);
+    }
   }
 
   private kickWriter(): void {
@@ -734,6 +770,20 @@ export class LevelBlockStore implements BlockStore {
   private async runWriter(): Promise<void> {
     try {
       while (this.pending.length > 0) {
+        if (this.roundRunning && !this.roundFlushing && this.flushWaiters.length === 0) {
+          // Every write is a sync write: while a round runs, leave the writing to its phase 2, which
+          // writes everything pending in one write (one fsync per round, not one per writer pass).
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(done, 5);
+            this.writerWake = done;
+            function done(): void {
+              clearTimeout(timer);
+              resolve();
+            }
+          });
+          this.writerWake = undefined;
+          continue;
+        }
         const head = this.pending[0];
         if (head.dataSeq > this.data.syncedSeq) {
           // the sync barrier, in the background: data first, then the metadata that describes it.
@@ -754,6 +804,7 @@ export class LevelBlockStore implements BlockStore {
         await writeBatch(this.db, ops);
         this.pending.splice(0, n);
         this.stats.batches++;
+        this.stats.dbSyncs++;
         this.writtenIndex = batches[n - 1].index;
         for (const b of batches) {
           for (const [k, seq] of b.inodeKeys) if (this.inodeOverlay.get(k)?.seq === seq) this.inodeOverlay.delete(k);
@@ -763,6 +814,19 @@ export class LevelBlockStore implements BlockStore {
             if (m?.get(cookie)?.seq === seq) {
               m.delete(cookie);
               if (m.size === 0) this.cookieOverlay.delete(dir);
+            }
+          }
+        }
+        // the smaller size is durable: cut the data file now (unless a later op superseded or did it)
+        for (const b of batches) {
+          for (const [id, size] of b.truncates) {
+            const pt = this.pendingTruncates.get(id);
+            if (!pt || pt.index !== b.index || pt.running) continue;
+            pt.running = this.data.truncate(id, size);
+            try {
+              await pt.running;
+            } finally {
+              if (this.pendingTruncates.get(id) === pt) this.pendingTruncates.delete(id);
             }
           }
         }
@@ -804,6 +868,7 @@ export class LevelBlockStore implements BlockStore {
     return new Promise<void>((resolve, reject) => {
       this.flushWaiters.push({ index, resolve, reject });
       this.kickWriter();
+      this.writerWake?.();
     });
   }
 
@@ -849,6 +914,7 @@ export class LevelBlockStore implements BlockStore {
       for (const w of ws) w.reject(e);
     } finally {
       this.roundRunning = false;
+      this.writerWake?.();
     }
   }
 
@@ -857,16 +923,18 @@ export class LevelBlockStore implements BlockStore {
     this.stats.rounds++;
     await this.data.syncDirty(); // phase 1: most data, without holding up applies
     await this.mutex.run(async () => {
-      // phase 2: data written meanwhile, then every pending batch, then one sync write; no op can
-      // slip in between (the mutex), so the sync covers exactly what was barriered
+      // phase 2: data written meanwhile, then every pending batch; no op can slip in between (the
+      // mutex). The writer writes every batch with sync:true, so once it has written them all,
+      // everything applied so far is durable.
       await this.data.syncDirty();
-      await this.flushWrites();
-      const upto = this.state.applied;
-      if (upto > this.durableIndex) {
-        await this.db.put(KEY_STATE, encodeState(this.state), { sync: true });
-        this.stats.dbSyncs++;
-        this.durableIndex = upto;
+      this.roundFlushing = true;
+      try {
+        await this.flushWrites();
+      } finally {
+        this.roundFlushing = false;
       }
+      const upto = this.state.applied;
+      if (upto > this.durableIndex) this.durableIndex = upto;
     });
     this.stats.dataFsyncs = this.data.stats.fsyncs;
     this.stats.dirFsyncs = this.data.stats.dirFsyncs;
@@ -1034,7 +1102,10 @@ export class LevelBlockStore implements BlockStore {
           this.checkSetAttrs(ino, op.attrs, cred);
           const e = tx.edit(ino);
           this.applySetAttrs(tx, e, op.attrs, cred, time);
-          if (op.attrs.size !== undefined && op.attrs.size < ino.size) await this.data.truncate(ino.fileid, op.attrs.size);
+          if (op.attrs.size !== undefined) {
+            await this.settleTruncate(ino.fileid, op.attrs.size);
+            if (op.attrs.size < ino.size) tx.truncates.push([ino.fileid, op.attrs.size]);
+          }
           return { status: S.OK, obj: toAttr(e), wcc: { before: wccAttr(ino), after: toAttr(e) } };
         } catch (err) {
           if (err instanceof OpError) throw new OpError(err.status, wcc);
@@ -1070,7 +1141,8 @@ export class LevelBlockStore implements BlockStore {
             this.checkSetAttrs(obj, sattr, cred);
             const e = tx.edit(obj);
             this.applySetAttrs(tx, e, sattr, cred, time);
-            if (op.attrs.size < obj.size) await this.data.truncate(obj.fileid, op.attrs.size);
+            await this.settleTruncate(obj.fileid, op.attrs.size);
+            if (op.attrs.size < obj.size) tx.truncates.push([obj.fileid, op.attrs.size]);
             return { status: S.OK, obj: toAttr(e), wcc: { before, after: toAttr(dir) } };
           }
           if (!mayAccess(dir, cred, W | X)) throw new OpError(S.ACCES);
@@ -1307,7 +1379,19 @@ export class LevelBlockStore implements BlockStore {
         const newUsed = Math.ceil(newSize / BLOCK) * BLOCK;
         if (newUsed > oldUsed && tx.st.usedBytes - oldUsed + newUsed > this.opts.capacityBytes) throw new OpError(S.NOSPC, wcc);
         if (len === 0) return { status: S.OK, count: 0, obj: toAttr(ino), wcc };
-        await this.data.write(ino.fileid, op.offset, op.data, tx.st.nextFileId);
+        await this.settleTruncate(ino.fileid);
+        try {
+          await this.data.write(ino.fileid, op.offset, op.data, tx.st.nextFileId);
+        } catch (err) {
+          // The local disk is full (or over quota): a local-resource error, answered as NOSPC without
+          // failing the store. The op then records nothing but the applied index; bytes a partial
+          // write put beyond the recorded size are cut. Not deterministic across replicas (a cluster
+          // replica would have to stop applying instead); fine for a single node. EIO etc. stay fatal.
+          const code = (err as NodeJS.ErrnoException)?.code;
+          if (code !== 'ENOSPC' && code !== 'EDQUOT') throw err;
+          await this.data.truncate(ino.fileid, ino.size);
+          throw new OpError(S.NOSPC, wcc);
+        }
         const e = tx.edit(ino);
         tx.st.usedBytes += newUsed - oldUsed;
         e.size = newSize;
@@ -1456,6 +1540,7 @@ export class LevelBlockStore implements BlockStore {
         await this.data.syncDirty();
         await this.flushWrites();
         await this.writerDone;
+        await this.data.syncDirty(); // truncations the writer did after its last batch
         const ops: BatchOp[] = this.pendingMarkerDeletes.map((key) => ({ type: 'del' as const, key }));
         this.pendingMarkerDeletes = [];
         ops.push({ type: 'put', key: KEY_STATE, value: encodeState(this.state) });
@@ -1472,15 +1557,16 @@ export class LevelBlockStore implements BlockStore {
 }
 
 /**
- * Write a batch of pre-encoded Buffer keys and values, sync:false. abstract-level's public batch()
+ * Write a batch of pre-encoded Buffer keys and values, sync:true (see the top of this file: a sync:false
+ * write is not made durable by a later sync write once LevelDB has rotated its log). abstract-level's public batch()
  * clones and re-validates every operation (about half the cost of a create under load); with 'buffer'
  * encodings there is nothing to encode, so the batch goes straight to classic-level's _batch(), the
  * documented implementation hook that batch() itself ends in. Falls back to batch() if it is absent.
  */
 function writeBatch(db: MetaDb, ops: BatchOp[]): Promise<void> {
   const impl = (db as unknown as { _batch?: (ops: BatchOp[], opts: object) => Promise<void> })._batch;
-  if (typeof impl === 'function' && db.status === 'open') return impl.call(db, ops, { sync: false });
-  return db.batch(ops, { sync: false });
+  if (typeof impl === 'function' && db.status === 'open') return impl.call(db, ops, { sync: true });
+  return db.batch(ops, { sync: true });
 }
 
 function normVerifier(v: string | undefined): string {

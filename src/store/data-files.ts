@@ -8,7 +8,7 @@
  * Open descriptors are cached in a bounded LRU with reference counts (a descriptor in use by a read or
  * an fdatasync is never closed under it). Writes mark the file dirty; `syncDirty()` is the sync
  * barrier: it fdatasyncs every dirty file (in parallel, so the kernel can merge journal commits) and
- * fsyncs every directory that gained a data file, before the caller writes a LevelDB batch with
+ * fsyncs every directory that gained or lost a data file, before the caller writes a LevelDB batch with
  * sync:true.
  */
 import { promises as fsp, constants as C } from 'node:fs';
@@ -116,8 +116,15 @@ export class DataFiles {
     await this.ensureShard(shard);
     const fh = await fsp.open(file, C.O_RDWR | C.O_CREAT, 0o600);
     this.dirtyDirs.add(shard);
-    if (aheadFrom > 0) await this.preallocate(aheadFrom);
     this.writeSeq++;
+    if (aheadFrom > 0) {
+      try {
+        await this.preallocate(aheadFrom);
+      } catch (err) {
+        await fh.close().catch(() => undefined);
+        throw err;
+      }
+    }
     return { fh, refs: 0, detached: false };
   }
 
@@ -144,12 +151,18 @@ export class DataFiles {
     const e = (await this.acquire(fileid, true, aheadFrom))!;
     try {
       let done = 0;
-      while (done < data.length) {
-        const { bytesWritten } = await e.fh.write(data, done, data.length - done, offset + done);
-        done += bytesWritten;
+      try {
+        while (done < data.length) {
+          const { bytesWritten } = await e.fh.write(data, done, data.length - done, offset + done);
+          done += bytesWritten;
+        }
+      } finally {
+        // a failed write may still have changed part of the file
+        if (done > 0) {
+          this.dirtyFiles.add(fileid);
+          this.writeSeq++;
+        }
       }
-      this.dirtyFiles.add(fileid);
-      this.writeSeq++;
     } finally {
       this.release(e);
     }
@@ -238,11 +251,15 @@ export class DataFiles {
       e.detached = true;
       if (e.refs === 0) await e.fh.close().catch(() => undefined);
     }
+    const file = this.pathOf(fileid);
     try {
-      await fsp.unlink(this.pathOf(fileid));
+      await fsp.unlink(file);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      return;
     }
+    // the removal is durable only once the directory is synced (next barrier)
+    this.dirtyDirs.add(path.dirname(file));
   }
 
   /**
