@@ -207,22 +207,24 @@ export class DataFiles {
     this.knownShards.add(shard);
   }
 
-  /** Read into a zero-filled buffer of `count` bytes; bytes past the data file's end stay zero. */
+  /** Read `count` bytes; bytes past the data file's end read as zero. The buffer is not zero-filled
+   * up front (a 1 MiB memset per READ is measurable): whatever pread did not fill is zeroed after. */
   async read(fileid: number, offset: number, count: number): Promise<Buffer> {
-    const out = Buffer.alloc(count);
-    if (count === 0) return out;
-    const e = await this.acquire(fileid, false);
-    if (!e) return out;
-    try {
-      let done = 0;
-      while (done < count) {
-        const { bytesRead } = await e.fh.read(out, done, count - done, offset + done);
-        if (bytesRead === 0) break;
-        done += bytesRead;
+    const out = Buffer.allocUnsafe(count);
+    let done = 0;
+    const e = count === 0 ? undefined : await this.acquire(fileid, false);
+    if (e) {
+      try {
+        while (done < count) {
+          const { bytesRead } = await e.fh.read(out, done, count - done, offset + done);
+          if (bytesRead === 0) break;
+          done += bytesRead;
+        }
+      } finally {
+        this.release(e);
       }
-    } finally {
-      this.release(e);
     }
+    if (done < count) out.fill(0, done);
     return out;
   }
 
