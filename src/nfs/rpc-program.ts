@@ -40,7 +40,8 @@ export interface RpcCallContext {
 
 /** accept_stat / reject outcomes a program may ask for. SUCCESS carries the encoded results. */
 export type ProgramResult =
-  | { kind: 'success'; body: Uint8Array }
+  /** `tail`: further result bytes sent after `body` as they are, without copying (READ data) */
+  | { kind: 'success'; body: Uint8Array; tail?: Uint8Array[] }
   | { kind: 'proc_unavail' }
   | { kind: 'garbage_args' }
   | { kind: 'system_err' }

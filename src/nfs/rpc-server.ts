@@ -770,7 +770,12 @@ export class RpcServer {
     let outcome: string;
     switch (result?.kind) {
       case 'success':
-        disposition = { kind: 'reply', parts: [acceptedReply(xid, AcceptStat.SUCCESS), result.body] };
+        disposition = {
+          kind: 'reply',
+          parts: result.tail
+            ? [acceptedReply(xid, AcceptStat.SUCCESS), result.body, ...result.tail]
+            : [acceptedReply(xid, AcceptStat.SUCCESS), result.body],
+        };
         outcome = 'SUCCESS';
         break;
       case 'proc_unavail':

@@ -183,6 +183,20 @@ describe('nfs3 files', function () {
     assert.equal(Number(past.resok!.fileAttributes.attributes!.size), data.length);
   });
 
+  it('READ of 4 KiB and more (data sent as its own record parts): exact bytes, XDR padding, eof', async () => {
+    const f = await h.mkfile(shared, 'zc', { mode: 0o644 }, ALICE);
+    const data = Buffer.alloc(70_001);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 31 + 7) & 0xff;
+    assert.equal((await h.write(f, 0, data, 2, ALICE)).status, S.OK);
+    for (const [off, n] of [[0, 70_001], [1, 4097], [3, 65_538], [65_000, 9_999]] as const) {
+      const r = await h.read(f, off, n, ALICE);
+      const want = data.subarray(off, Math.min(off + n, data.length));
+      assert.equal(r.resok!.count, want.length);
+      assert.ok(Buffer.from(r.resok!.data).equals(want), `bytes at ${off}+${n}`);
+      assert.equal(r.resok!.eof, off + n >= data.length);
+    }
+  });
+
   it('READ permissions: mode bits, owner override, read-if-exec; ISDIR, INVAL', async () => {
     const f = await h.mkfile(shared, 'p', { mode: 0o644 }, ALICE);
     await h.write(f, 0, Buffer.from('secret'), 2, ALICE);

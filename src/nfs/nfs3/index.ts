@@ -12,6 +12,7 @@
  */
 import type { ProgramResult, RpcCallContext, RpcProgram } from '../rpc-program';
 import type { Reader } from '@jsonjoy.com/buffers/lib/Reader';
+import * as m from '@jsonjoy.com/json-pack/lib/nfs/v3/messages';
 import { Nfs3Status } from '../../store/types';
 import type { ExportConfig } from '../../config';
 import { AuthTooWeak, GarbageArgs, Nfs3Core, Nfs3Error } from './core';
@@ -65,6 +66,10 @@ const WRITE = 7;
 const COMMIT = 21;
 
 const EMPTY = new Uint8Array(0);
+const READ = 6;
+/** READ replies with at least this much data send it without copying (see handle) */
+const ZERO_COPY_MIN = 4096;
+const XDR_PAD = [EMPTY, new Uint8Array(1), new Uint8Array(2), new Uint8Array(3)];
 const GARBAGE: ProgramResult = { kind: 'garbage_args' };
 const PROC_UNAVAIL: ProgramResult = { kind: 'proc_unavail' };
 const TOO_WEAK: ProgramResult = { kind: 'auth_error', stat: 5 };
@@ -108,16 +113,29 @@ export function createNfs3Program<E extends ExportRef = ExportConfig>(deps: Nfs3
     onStatus?.(NFS3_PROC_NAMES[proc], res.status);
     const enc = core.enc;
     const w = enc.writer;
+    // READ data goes out as it came from the store: the reply is encoded with empty data, whose
+    // opaque length (the last word written) is then patched, and the data and its XDR padding follow
+    // as separate parts of the record (no copy of up to 1 MiB into the encoder and out again)
+    const readData = proc === READ && res.status === Nfs3Status.OK ? (res as m.Nfsv3ReadResponse).resok?.data : undefined;
+    const zeroCopy = readData !== undefined && readData.length >= ZERO_COPY_MIN;
     try {
       if (res instanceof RawReply) res.write(enc);
-      else enc.nfs.writeMessage(res as any, proc, false);
+      else if (zeroCopy) {
+        const ok = (res as m.Nfsv3ReadResponse).resok!;
+        enc.nfs.writeMessage(new m.Nfsv3ReadResponse(res.status, new m.Nfsv3ReadResOk(ok.fileAttributes, ok.count, ok.eof, EMPTY), undefined) as any, proc, false);
+      } else enc.nfs.writeMessage(res as any, proc, false);
     } catch (e) {
       // drop the partial reply so it cannot prefix the next one
       w.x = w.x0;
       log?.error({ err: e, proc: NFS3_PROC_NAMES[proc], xid: ctx.xid }, 'nfs3: reply encoding failed');
       return SYSTEM_ERR;
     }
-    return { kind: 'success', body: enc.flush() };
+    const body = enc.flush();
+    if (!zeroCopy) return { kind: 'success', body };
+    const n = readData.length;
+    new DataView(body.buffer, body.byteOffset, body.byteLength).setUint32(body.byteLength - 4, n);
+    const pad = (4 - (n & 3)) & 3;
+    return { kind: 'success', body, tail: pad ? [readData, XDR_PAD[pad]] : [readData] };
   }
 
   function isNonIdempotent(vers: number, proc: number): boolean {

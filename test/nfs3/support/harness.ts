@@ -130,11 +130,13 @@ export class Nfs3Harness {
   async call<R = any>(proc: number, req: unknown, who?: Who): Promise<R & { status: number; bodyBytes: number }> {
     const res = await this.raw(proc, this.encodeArgs(proc, req), who);
     if (res.kind !== 'success') throw new Error(`proc ${proc}: program answered ${JSON.stringify(res)}`);
-    const r = new Reader(res.body);
+    // the results as the RPC server sends them: body, then any tail parts (READ data)
+    const body = res.tail ? Buffer.concat([res.body, ...res.tail]) : res.body;
+    const r = new Reader(body);
     const out = this.dec.decodeMessage(r, proc, false) as any;
     if (!out) throw new Error(`proc ${proc}: reply does not decode`);
-    if (r.x !== res.body.length) throw new Error(`proc ${proc}: ${res.body.length - r.x} bytes left after reply`);
-    out.bodyBytes = res.body.length;
+    if (r.x !== body.length) throw new Error(`proc ${proc}: ${body.length - r.x} bytes left after reply`);
+    out.bodyBytes = body.length;
     return out;
   }
 
