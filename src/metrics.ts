@@ -182,7 +182,9 @@ export class HanfsMetrics implements NfsMetrics, RpcMetrics {
     this.drops.inc({ reason });
   }
 
+  /** the status of every NFS reply; only failures (status != NFS3_OK) are errors */
   nfsError(proc: string, status: number): void {
+    if (status === 0) return;
     this.nfsErrors.inc({ proc, status: String(status) });
   }
 

@@ -20,7 +20,7 @@
 import net from 'node:net';
 import dgram from 'node:dgram';
 import { Reader } from '@jsonjoy.com/buffers/lib/Reader';
-import type { Limits } from '../config';
+import { DEFAULT_LIMITS, type Limits } from '../config';
 import type { Logger } from '../log';
 import type { RpcMetrics } from '../metrics';
 import { AuthFlavor, type AuthSys, type ProgramResult, type RpcCallContext, type RpcProgram } from './rpc-program';
@@ -33,9 +33,6 @@ export const RPC_VERSION = 2;
 
 /** defaults of the optional limits (config.ts holds the same values) */
 const DEFAULT_MAX_CONNECTIONS_PER_CLIENT = 64;
-const DEFAULT_MAX_REPLY_BYTES_PER_CONNECTION = 8 * 1024 * 1024;
-const DEFAULT_MAX_BUFFERED_BYTES = 256 * 1024 * 1024;
-const DEFAULT_MAX_REPLY_BYTES_TOTAL = 256 * 1024 * 1024;
 
 const enum MsgType {
   CALL = 0,
@@ -352,8 +349,8 @@ export class RpcServer {
     this.metrics = opts.metrics ?? NOOP_METRICS;
     this.maxUdpInflight = opts.maxUdpInflight ?? 256;
     this.maxReplyFragment = opts.maxReplyFragment;
-    this.maxHeld = opts.limits.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES;
-    this.maxReplyHeld = opts.limits.maxReplyBytesTotal ?? DEFAULT_MAX_REPLY_BYTES_TOTAL;
+    this.maxHeld = opts.limits.maxBufferedBytes ?? DEFAULT_LIMITS.maxBufferedBytes;
+    this.maxReplyHeld = opts.limits.maxReplyBytesTotal ?? DEFAULT_LIMITS.maxReplyBytesTotal;
     if (opts.drc !== false) {
       const l: Partial<DrcLimits> = {};
       if (opts.limits.drcMaxEntries !== undefined) l.maxEntries = opts.limits.drcMaxEntries;
@@ -844,7 +841,7 @@ class TcpConnection {
     private readonly maxReplyFragment: number | undefined,
   ) {
     this.decoder = new RecordDecoder({ maxRecordBytes: limits.maxRecordBytes });
-    this.maxUnsent = limits.maxReplyBytesPerConnection ?? DEFAULT_MAX_REPLY_BYTES_PER_CONNECTION;
+    this.maxUnsent = limits.maxReplyBytesPerConnection ?? DEFAULT_LIMITS.maxReplyBytesPerConnection;
     this.peer = {
       remoteAddress: normalizeAddress(sock.remoteAddress ?? ''),
       remotePort: sock.remotePort ?? 0,
