@@ -2,6 +2,7 @@
 /**
  * hanfs command line: `hanfs serve [flags]`, `hanfs fsck --data-dir DIR`, `hanfs version`.
  */
+import './threadpool';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, parseFlags, resolveConfig } from './config';

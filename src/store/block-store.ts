@@ -6,17 +6,24 @@
  * it needs (inode cache, then LevelDB), validates (RFC 1813 errors, permissions from op.cred), does its
  * data I/O, then writes ONE LevelDB batch holding all its metadata changes plus the state record
  * (applied index, next file id, counters). A background writer writes pending batches in index order,
- * many coalesced into one LevelDB write, each write with sync:true (so the fsync cost is shared), and
- * only once the data they describe is durable. Every batch needs its own sync write: a later sync:true
- * write does NOT make earlier sync:false writes durable, because when the memtable fills LevelDB
- * switches to a new log file and closes the old one without fsync, and a sync write syncs only the
- * current log. Durability comes from the group commit: an op that must be stable (every successful
- * metadata op, FILE_SYNC/DATA_SYNC writes) releases the mutex and waits until a sync round covers its
- * index. A round fdatasyncs dirty data files (the sync barrier), then, holding the mutex so that no
- * batch slips in behind the barrier, syncs whatever became dirty meanwhile and waits until the writer
- * has written (synced) every pending batch. Callers arriving while a round runs are covered by it when
- * they were applied before its mutex phase, otherwise by the next round. Data files are unlinked (REMOVE)
- * and cut (shrinking SETATTR) only once the batch recording that is written, i.e. durable.
+ * many coalesced into one LevelDB write, each write with sync:true, and only once the data they rely
+ * on is durable (their gate: the writer runs the data barrier, an fdatasync of dirty data files,
+ * first). Every batch needs its own sync write: a later sync:true write does NOT make earlier
+ * sync:false writes durable, because when the memtable fills LevelDB switches to a new log file and
+ * closes the old one without fsync, and a sync write syncs only the current log. So a written batch is
+ * a durable one, and the writer is the group commit: an op that must be stable (every successful
+ * metadata op, FILE_SYNC/DATA_SYNC writes, and COMMIT for everything before it) releases the mutex and
+ * waits until the writer has written its batch, together with whatever else was pending.
+ *
+ * The data journal: a WRITE of up to `journalMaxWrite` bytes (64 KiB) puts its bytes into its batch as
+ * a journal record and goes to the data file without a barrier, so a small stable write costs one
+ * LevelDB sync instead of an fdatasync plus a sync. Checkpoints sync the data files in the background
+ * (every 16 MiB / 2048 files / 1 s) and record the data checkpoint (the op index up to which the data
+ * files hold everything), dropping older journal records; start-up replays the records after it.
+ * Shrinking truncations are journaled too, so replay redoes writes and cuts in op order.
+ *
+ * Data files are unlinked (REMOVE) and cut (shrinking SETATTR) only once the batch recording that is
+ * written, i.e. durable.
  */
 import { Level } from 'level';
 import * as path from 'node:path';
@@ -42,7 +49,16 @@ import {
 import {
   FORMAT_VERSION,
   KEY_CLEAN,
+  KEY_DATA_CKPT,
   KEY_STATE,
+  JOURNAL_WRITE,
+  P_JOURNAL,
+  decodeJournal,
+  encodeIndex,
+  encodeJournalTruncate,
+  encodeJournalWrite,
+  journalKey,
+  journalRangeAfter,
   KEY_VERSION,
   P_UNLINK,
   cookieKey,
@@ -75,6 +91,14 @@ export const MAX_SYMLINK_BYTES = 4096;
 const DEFAULT_MAX_FILE_SIZE = 2 ** 43;
 const MAX_DIR_DEPTH = 100_000;
 const RECENT_RESULTS = 4096;
+/** WRITEs up to this size are journaled (bytes in the LevelDB batch): one sync, not two */
+export const DEFAULT_JOURNAL_MAX_WRITE = 64 * 1024;
+/** a checkpoint (sync of journaled data files) starts after this many journaled bytes ... */
+const CKPT_BYTES = 16 * 1024 * 1024;
+/** ... or once this many data files have journaled changes ... */
+const CKPT_FILES = 2048;
+/** ... or this long after the first journaled write since the last one */
+const CKPT_INTERVAL_MS = 1000;
 
 export interface StoreStats {
   /** fdatasync of data files */
@@ -83,12 +107,16 @@ export interface StoreStats {
   dirFsyncs: number;
   /** LevelDB writes with sync:true */
   dbSyncs: number;
-  /** group commit rounds run */
+  /** group commits: LevelDB sync writes of pending batches (each covers every op in it) */
   rounds: number;
   /** LevelDB point reads plus iterator entries read */
   dbReads: number;
   /** batches written */
   batches: number;
+  /** WRITEs made durable by the journal (their bytes in the LevelDB batch) */
+  journalWrites: number;
+  /** checkpoints: journaled data synced to the data files, their journal records dropped */
+  checkpoints: number;
 }
 
 export interface RecoveryReport {
@@ -96,6 +124,8 @@ export interface RecoveryReport {
   pendingUnlinksFinished: number;
   orphanDataFilesRemoved: number;
   dataFilesTruncated: number;
+  /** journal records (writes, cuts) replayed into the data files at start-up */
+  journalReplayed: number;
 }
 
 export function metaPath(dataDir: string): string {
@@ -266,6 +296,9 @@ class Tx {
   readonly entryChanges: [string, Buffer | null][] = [];
   /** cookie index changes, for the overlay READDIR merges */
   readonly cookieChanges: [number, number, CookieEntry | null][] = [];
+  /** journal records this op put in its batch */
+  readonly journalKeys: Buffer[] = [];
+  journalBytes = 0;
   readonly st: StoreState;
   constructor(
     private readonly store: LevelBlockStore,
@@ -292,6 +325,18 @@ class Tx {
   }
   create(i: Inode): void {
     this.changed.set(i.fileid, i);
+  }
+  /** a data journal record of this op (key: its index and position in the op) */
+  journal(value: Buffer): void {
+    const key = journalKey(this.st.applied, this.journalKeys.length);
+    this.journalKeys.push(key);
+    this.journalBytes += value.length;
+    this.ops.push({ type: 'put', key, value });
+  }
+  /** cut `fileid`'s data file to `size` once the batch is written; journaled to keep replay order */
+  truncate(fileid: number, size: number): void {
+    this.truncates.push([fileid, size]);
+    this.journal(encodeJournalTruncate(fileid, size));
   }
   delete(i: Inode): void {
     this.changed.set(i.fileid, null);
@@ -332,8 +377,14 @@ interface CookieEntry {
 interface PendingBatch {
   ops: BatchOp[];
   index: number;
-  /** the data changes of this op (and all before it) are covered once data.syncedSeq >= dataSeq */
-  dataSeq: number;
+  /** the batch may be written once data.syncedGateSeq >= gateSeq: the data changes of this op (and
+   * all before it) that the journal does not cover are durable */
+  gateSeq: number;
+  /** every data change of this op (and all before it) is in the data files once data.syncedSeq >= fullSeq */
+  fullSeq: number;
+  /** journal records in this batch, and their bytes */
+  journalKeys: Buffer[];
+  journalBytes: number;
   /** data files to unlink once this batch (holding their unlink markers) is written */
   unlinks: number[];
   /** data files to cut [fileid, size] once this batch (recording the smaller size) is written */
@@ -346,6 +397,19 @@ interface PendingBatch {
 
 /** pending batches beyond which apply() waits for the writer (bounds memory) */
 const MAX_PENDING_BATCHES = 4096;
+/** journaled bytes in pending batches beyond which apply() waits for the writer */
+const MAX_PENDING_JOURNAL_BYTES = 32 * 1024 * 1024;
+/** most bytes of journal records in one LevelDB write */
+const MAX_WRITE_JOURNAL_BYTES = 8 * 1024 * 1024;
+
+/** Written batches not yet covered by a checkpoint: the last op index of a writer pass, its fullSeq,
+ * and the journal records of the pass (dropped once a checkpoint covers them). */
+interface Uncheckpointed {
+  index: number;
+  fullSeq: number;
+  keys: Buffer[];
+  bytes: number;
+}
 
 interface Waiter {
   index: number;
@@ -384,19 +448,18 @@ export class LevelBlockStore implements BlockStore {
   /** highest op index whose batch is in LevelDB */
   private writtenIndex = 0;
   private flushWaiters: Waiter[] = [];
-  private waiters: Waiter[] = [];
-  private roundRunning = false;
-  /** a round is in its phase 2, waiting for the writer */
-  private roundFlushing = false;
-  /** wakes the writer early when it idles during a round */
-  private writerWake: (() => void) | undefined = undefined;
-  private roundsDone: Promise<void> = Promise.resolve();
+  /** journal state: written passes not covered by a checkpoint (oldest first), their bytes */
+  private unckpt: Uncheckpointed[] = [];
+  private unckptBytes = 0;
+  private pendingJournalBytes = 0;
+  private ckptRunning = false;
+  private ckptTimer: NodeJS.Timeout | undefined = undefined;
   private closed = false;
   private broken: unknown = undefined;
   private readonly opts: Required<Omit<StoreOptions, 'rootMode' | 'rootUid' | 'rootGid'>>;
   readonly data: DataFiles;
-  readonly stats: StoreStats = { dataFsyncs: 0, dirFsyncs: 0, dbSyncs: 0, rounds: 0, dbReads: 0, batches: 0 };
-  recovery: RecoveryReport = { cleanShutdown: true, pendingUnlinksFinished: 0, orphanDataFilesRemoved: 0, dataFilesTruncated: 0 };
+  readonly stats: StoreStats = { dataFsyncs: 0, dirFsyncs: 0, dbSyncs: 0, rounds: 0, dbReads: 0, batches: 0, journalWrites: 0, checkpoints: 0 };
+  recovery: RecoveryReport = { cleanShutdown: true, pendingUnlinksFinished: 0, orphanDataFilesRemoved: 0, dataFilesTruncated: 0, journalReplayed: 0 };
 
   private constructor(
     readonly dataDir: string,
@@ -411,6 +474,7 @@ export class LevelBlockStore implements BlockStore {
       inodeCacheSize: options.inodeCacheSize ?? 65536,
       fdCacheSize: options.fdCacheSize ?? 256,
       maxReadBytes: options.maxReadBytes ?? 4 * 1024 * 1024,
+      journalMaxWrite: options.journalMaxWrite ?? DEFAULT_JOURNAL_MAX_WRITE,
     };
     this.cache = new LruCache(this.opts.inodeCacheSize);
     this.data = new DataFiles(dataDir, this.opts.fdCacheSize);
@@ -486,6 +550,7 @@ export class LevelBlockStore implements BlockStore {
           { type: 'put', key: KEY_VERSION, value: v },
           { type: 'put', key: inodeKey(ROOT_ID), value: encodeInode(root) },
           { type: 'put', key: KEY_STATE, value: encodeState(this.state) },
+          { type: 'put', key: KEY_DATA_CKPT, value: encodeIndex(0) },
         ],
         { sync: true },
       );
@@ -505,7 +570,8 @@ export class LevelBlockStore implements BlockStore {
     const clean = (await this.db.get(KEY_CLEAN)) !== undefined;
     this.recovery.cleanShutdown = clean;
     await this.finishPendingUnlinks();
-    if (!clean) await this.reconcileDataFiles();
+    const replayed = await this.replayJournal();
+    if (!clean || replayed > 0) await this.reconcileDataFiles();
     await this.db.del(KEY_CLEAN, { sync: true });
     this.stats.dbSyncs++;
   }
@@ -523,6 +589,37 @@ export class LevelBlockStore implements BlockStore {
     );
     this.stats.dbSyncs++;
     this.recovery.pendingUnlinksFinished = keys.length;
+  }
+
+  /**
+   * Redo the journal records after the data checkpoint, in op order, into the data files (writes and
+   * cuts of files that still exist; a removed file's records are skipped), sync the data files, then
+   * drop every journal record and move the checkpoint to the applied index. Records up to the
+   * checkpoint are obsolete: the data files held them durably when it was recorded, and any later
+   * change to the same bytes is either replayed here or was never recorded (an unsynced, unrecorded
+   * UNSTABLE write, which the new write verifier tells clients to resend).
+   */
+  private async replayJournal(): Promise<number> {
+    const ckv = await this.db.get(KEY_DATA_CKPT);
+    const ckpt = ckv && ckv.length === 8 ? readU64BE(ckv, 0) : 0;
+    let replayed = 0;
+    for await (const [, v] of this.db.iterator(journalRangeAfter(ckpt))) {
+      const r = decodeJournal(v);
+      const ino = await this.loadInode(r.fileid, false);
+      if (!ino || ino.type !== FileType.REG) continue;
+      if (r.kind === JOURNAL_WRITE) await this.data.write(r.fileid, r.offset, r.data);
+      else await this.data.truncate(r.fileid, r.size);
+      replayed++;
+    }
+    const keys = await this.db.keys({ gte: Buffer.from([P_JOURNAL]), lt: Buffer.from([P_JOURNAL + 1]) }).all();
+    if (keys.length === 0 && ckpt === this.state.applied) return replayed;
+    await this.data.syncDirty(true);
+    const ops: BatchOp[] = keys.map((key) => ({ type: 'del' as const, key }));
+    ops.push({ type: 'put', key: KEY_DATA_CKPT, value: encodeIndex(this.state.applied) });
+    await this.db.batch(ops, { sync: true });
+    this.stats.dbSyncs++;
+    this.recovery.journalReplayed = replayed;
+    return replayed;
   }
 
   /** After an unclean stop: drop data files of no live regular file, cut data beyond recorded size. */
@@ -741,7 +838,21 @@ export class LevelBlockStore implements BlockStore {
       this.pendingMarkerDeletes = [];
     }
     ops.push({ type: 'put', key: KEY_STATE, value: encodeState(tx.st) });
-    this.pending.push({ ops, index: tx.st.applied, dataSeq: this.data.writeSeq, unlinks: ok ? tx.unlinks : [], truncates: ok ? tx.truncates : [], inodeKeys, entryKeys, cookieKeys });
+    const journalBytes = ok ? tx.journalBytes : 0;
+    this.pending.push({
+      ops,
+      index: tx.st.applied,
+      gateSeq: this.data.gateSeq,
+      fullSeq: this.data.writeSeq,
+      journalKeys: ok ? tx.journalKeys : [],
+      journalBytes,
+      unlinks: ok ? tx.unlinks : [],
+      truncates: ok ? tx.truncates : [],
+      inodeKeys,
+      entryKeys,
+      cookieKeys,
+    });
+    this.pendingJournalBytes += journalBytes;
     this.mutSeq++;
     this.state = tx.st;
     if (ok) for (const [id, size] of tx.truncates) this.pendingTruncates.set(id, { size, index: tx.st.applied });
@@ -752,60 +863,68 @@ export class LevelBlockStore implements BlockStore {
       }
     }
     this.kickWriter();
-    if (this.pending.length > MAX_PENDING_BATCHES) {
+    if (this.pending.length > MAX_PENDING_BATCHES || this.pendingJournalBytes > MAX_PENDING_JOURNAL_BYTES) {
       // Backpressure, holding the mutex. Run the data barrier here first: while a round runs, the
       // writer leaves data syncing to the round, whose phase 2 needs this mutex, so waiting for the
       // writer alone could wait forever (deadlock). After it the writer can write without the round.
       await this.data.syncDirty();
-      await this.waitWritten(tx.st.applied - MAX_PENDING_BATCHES / 2);
+      await this.waitWritten(this.pendingJournalBytes > MAX_PENDING_JOURNAL_BYTES ? tx.st.applied : tx.st.applied - MAX_PENDING_BATCHES / 2);
     }
   }
 
   private kickWriter(): void {
-    if (this.writerRunning || this.pending.length === 0 || this.broken) return;
+    if (this.writerRunning || this.broken || (this.pending.length === 0 && !this.checkpointWritable())) return;
     this.writerRunning = true;
     this.writerDone = this.runWriter();
   }
 
   private async runWriter(): Promise<void> {
     try {
-      while (this.pending.length > 0) {
-        if (this.roundRunning && !this.roundFlushing && this.flushWaiters.length === 0) {
-          // Every write is a sync write: while a round runs, leave the writing to its phase 2, which
-          // writes everything pending in one write (one fsync per round, not one per writer pass).
-          await new Promise<void>((resolve) => {
-            const timer = setTimeout(done, 5);
-            this.writerWake = done;
-            function done(): void {
-              clearTimeout(timer);
-              resolve();
-            }
-          });
-          this.writerWake = undefined;
+      while (this.pending.length > 0 || this.checkpointWritable()) {
+        if (this.pending.length === 0) {
+          // a checkpoint finished and no batch is coming to carry its record: write it alone
+          // (losing it in a crash only means replaying more of the journal)
+          await writeBatch(this.db, this.checkpointOps());
+          this.stats.dbSyncs++;
           continue;
         }
         const head = this.pending[0];
-        if (head.dataSeq > this.data.syncedSeq) {
-          // the sync barrier, in the background: data first, then the metadata that describes it.
-          // While a group commit round runs, let its barrier cover this batch too (fewer, fuller
-          // fsync calls); re-check after a few ms so that nothing waits on a round that has ended.
-          if (this.roundRunning) await this.data.waitSynced(head.dataSeq, 5);
-          else await this.data.syncDirty();
+        if (head.gateSeq > this.data.syncedGateSeq) {
+          // the sync barrier: data first, then the metadata that describes it. Batches applied while
+          // it runs are written with this one when their data is covered too.
+          await this.data.syncDirty();
+          this.stats.dataFsyncs = this.data.stats.fsyncs;
+          this.stats.dirFsyncs = this.data.stats.dirFsyncs;
           continue;
         }
         let n = 0;
         let count = 0;
-        while (n < this.pending.length && this.pending[n].dataSeq <= this.data.syncedSeq && count < 20000) {
+        let jbytes = 0;
+        while (
+          n < this.pending.length &&
+          this.pending[n].gateSeq <= this.data.syncedGateSeq &&
+          count < 20000 &&
+          (n === 0 || jbytes + this.pending[n].journalBytes <= MAX_WRITE_JOURNAL_BYTES)
+        ) {
           count += this.pending[n].ops.length;
+          jbytes += this.pending[n].journalBytes;
           n++;
         }
         const batches = this.pending.slice(0, n);
-        const ops = n === 1 ? batches[0].ops : batches.flatMap((b) => b.ops);
+        const ckptOps = this.checkpointOps();
+        const ops = n === 1 && ckptOps.length === 0 ? batches[0].ops : [...ckptOps, ...batches.flatMap((b) => b.ops)];
         await writeBatch(this.db, ops);
         this.pending.splice(0, n);
+        this.pendingJournalBytes -= jbytes;
         this.stats.batches++;
         this.stats.dbSyncs++;
+        this.stats.rounds++;
         this.writtenIndex = batches[n - 1].index;
+        this.durableIndex = this.writtenIndex;
+        const keys = jbytes > 0 || batches.some((b) => b.journalKeys.length > 0) ? batches.flatMap((b) => b.journalKeys) : [];
+        this.unckpt.push({ index: this.writtenIndex, fullSeq: batches[n - 1].fullSeq, keys, bytes: jbytes });
+        this.unckptBytes += jbytes;
+        this.scheduleCheckpoint();
         for (const b of batches) {
           for (const [k, seq] of b.inodeKeys) if (this.inodeOverlay.get(k)?.seq === seq) this.inodeOverlay.delete(k);
           for (const [k, seq] of b.entryKeys) if (this.entryOverlay.get(k)?.seq === seq) this.entryOverlay.delete(k);
@@ -851,6 +970,84 @@ export class LevelBlockStore implements BlockStore {
     }
   }
 
+  // ---------------------------------------------------------------- data journal checkpoints
+
+  /** a written pass is covered by synced data files: a checkpoint record can be written */
+  private checkpointWritable(): boolean {
+    return this.unckpt.length > 0 && this.unckpt[0].fullSeq <= this.data.syncedSeq;
+  }
+
+  /** Ops that move the recorded data checkpoint over every written pass whose data files are synced,
+   * and drop those passes' journal records (empty when nothing moved). */
+  private checkpointOps(): BatchOp[] {
+    if (!this.checkpointWritable()) return [];
+    const ops: BatchOp[] = [];
+    let upto = 0;
+    while (this.checkpointWritable()) {
+      const u = this.unckpt.shift()!;
+      upto = u.index;
+      this.unckptBytes -= u.bytes;
+      for (const key of u.keys) ops.push({ type: 'del', key });
+    }
+    ops.push({ type: 'put', key: KEY_DATA_CKPT, value: encodeIndex(upto) });
+    return ops;
+  }
+
+  /**
+   * Make the data of every op applied so far durable in the data files and record that: afterwards
+   * the journal holds nothing up to the returned index (a clean point, e.g. before a snapshot).
+   */
+  async checkpoint(): Promise<number> {
+    this.check();
+    const upto = this.state.applied;
+    await this.waitWritten(upto);
+    await this.data.syncDirty(true);
+    this.stats.checkpoints++;
+    for (let i = 0; i < 1000 && this.unckpt.length > 0 && this.unckpt[0].index <= upto; i++) {
+      if (this.broken) throw new Error(`block store failed: ${String(this.broken)}`);
+      this.kickWriter();
+      await this.writerDone;
+    }
+    return upto;
+  }
+
+  /** journal records written and not yet dropped by a checkpoint (a gauge) */
+  get journalBacklogBytes(): number {
+    return this.unckptBytes;
+  }
+
+  /** Start a checkpoint once enough journal has piled up, or soon after the first journaled write. */
+  private scheduleCheckpoint(): void {
+    if (this.unckptBytes === 0 || this.ckptRunning || this.closed) return;
+    if (this.unckptBytes >= CKPT_BYTES || this.data.journalDirtyCount >= CKPT_FILES) {
+      this.startCheckpoint();
+    } else if (!this.ckptTimer) {
+      this.ckptTimer = setTimeout(() => this.startCheckpoint(), CKPT_INTERVAL_MS);
+      this.ckptTimer.unref();
+    }
+  }
+
+  /** Sync every data file (journaled writes included) in the background; the writer then records the
+   * new checkpoint with its next write, or alone. */
+  private startCheckpoint(): void {
+    if (this.ckptTimer) clearTimeout(this.ckptTimer);
+    this.ckptTimer = undefined;
+    if (this.ckptRunning || this.closed || this.broken) return;
+    this.ckptRunning = true;
+    this.data.syncDirty(true).then(
+      () => {
+        this.ckptRunning = false;
+        this.stats.checkpoints++;
+        this.kickWriter();
+        this.scheduleCheckpoint();
+      },
+      (e: unknown) => {
+        this.ckptRunning = false;
+        this.broken ??= e;
+      },
+    );
+  }
+
   private resolveFlushWaiters(): void {
     if (this.flushWaiters.length === 0) return;
     const still: Waiter[] = [];
@@ -861,14 +1058,14 @@ export class LevelBlockStore implements BlockStore {
     this.flushWaiters = still;
   }
 
-  /** Resolves once the batches of every op up to `index` are written to LevelDB. */
+  /** Resolves once the batches of every op up to `index` are written to LevelDB (and so durable);
+   * for an op not applied yet, once it is applied and written. */
   private waitWritten(index: number): Promise<void> {
     if (this.broken) return Promise.reject(this.broken);
-    if (index <= this.writtenIndex || this.pending.length === 0) return Promise.resolve();
+    if (index <= this.writtenIndex) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       this.flushWaiters.push({ index, resolve, reject });
       this.kickWriter();
-      this.writerWake?.();
     });
   }
 
@@ -879,71 +1076,21 @@ export class LevelBlockStore implements BlockStore {
 
   // ---------------------------------------------------------------- group commit
 
+  /**
+   * Resolves once op `index` (and every op before it) is durable. The writer writes a batch only once
+   * the data it relies on is synced (its gate) and every write is a sync write, so a written batch is
+   * a durable one: the group commit is the writer's, which writes everything pending in one LevelDB
+   * write while the previous one (or the data barrier) runs.
+   */
   private waitDurable(index: number): Promise<void> {
     if (index <= this.durableIndex) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => {
-      this.waiters.push({ index, resolve, reject });
-      this.kick();
-    });
-  }
-
-  private kick(): void {
-    if (this.roundRunning || this.waiters.length === 0) return;
-    this.roundRunning = true;
-    this.roundsDone = this.runRounds();
-  }
-
-  private async runRounds(): Promise<void> {
-    try {
-      while (this.waiters.length > 0) {
-        if (this.broken) throw this.broken;
-        if (this.closed) throw new Error('block store is closed');
-        await this.syncRound();
-        const covered = this.durableIndex;
-        const still: Waiter[] = [];
-        for (const w of this.waiters) {
-          if (w.index <= covered) w.resolve();
-          else still.push(w);
-        }
-        this.waiters = still;
-      }
-    } catch (e) {
-      this.broken = e;
-      const ws = this.waiters;
-      this.waiters = [];
-      for (const w of ws) w.reject(e);
-    } finally {
-      this.roundRunning = false;
-      this.writerWake?.();
-    }
-  }
-
-  /** One group commit round; afterwards everything applied before its mutex phase is durable. */
-  private async syncRound(): Promise<void> {
-    this.stats.rounds++;
-    await this.data.syncDirty(); // phase 1: most data, without holding up applies
-    await this.mutex.run(async () => {
-      // phase 2: data written meanwhile, then every pending batch; no op can slip in between (the
-      // mutex). The writer writes every batch with sync:true, so once it has written them all,
-      // everything applied so far is durable.
-      await this.data.syncDirty();
-      this.roundFlushing = true;
-      try {
-        await this.flushWrites();
-      } finally {
-        this.roundFlushing = false;
-      }
-      const upto = this.state.applied;
-      if (upto > this.durableIndex) this.durableIndex = upto;
-    });
-    this.stats.dataFsyncs = this.data.stats.fsyncs;
-    this.stats.dirFsyncs = this.data.stats.dirFsyncs;
+    return this.waitWritten(index);
   }
 
   async sync(_file?: FileId): Promise<void> {
     this.check();
-    // Everything queued so far: the mutex phase of a round runs after every op queued before it, and
-    // its barrier syncs all dirty data (UNSTABLE writes included), so one durable index covers all.
+    // Everything queued so far: their batches are written after their data (UNSTABLE writes
+    // included) is synced or journaled, so once the last one is written, all are durable.
     await this.waitDurable(this.lastQueued);
   }
 
@@ -1104,7 +1251,7 @@ export class LevelBlockStore implements BlockStore {
           this.applySetAttrs(tx, e, op.attrs, cred, time);
           if (op.attrs.size !== undefined) {
             await this.settleTruncate(ino.fileid, op.attrs.size);
-            if (op.attrs.size < ino.size) tx.truncates.push([ino.fileid, op.attrs.size]);
+            if (op.attrs.size < ino.size) tx.truncate(ino.fileid, op.attrs.size);
           }
           return { status: S.OK, obj: toAttr(e), wcc: { before: wccAttr(ino), after: toAttr(e) } };
         } catch (err) {
@@ -1142,7 +1289,7 @@ export class LevelBlockStore implements BlockStore {
             const e = tx.edit(obj);
             this.applySetAttrs(tx, e, sattr, cred, time);
             await this.settleTruncate(obj.fileid, op.attrs.size);
-            if (op.attrs.size < obj.size) tx.truncates.push([obj.fileid, op.attrs.size]);
+            if (op.attrs.size < obj.size) tx.truncate(obj.fileid, op.attrs.size);
             return { status: S.OK, obj: toAttr(e), wcc: { before, after: toAttr(dir) } };
           }
           if (!mayAccess(dir, cred, W | X)) throw new OpError(S.ACCES);
@@ -1380,8 +1527,11 @@ export class LevelBlockStore implements BlockStore {
         if (newUsed > oldUsed && tx.st.usedBytes - oldUsed + newUsed > this.opts.capacityBytes) throw new OpError(S.NOSPC, wcc);
         if (len === 0) return { status: S.OK, count: 0, obj: toAttr(ino), wcc };
         await this.settleTruncate(ino.fileid);
+        // small writes are journaled: their bytes go into this op's batch, whose sync makes them
+        // durable, so they need no data-file fdatasync before it (one flush, not two)
+        const journaled = len <= this.opts.journalMaxWrite;
         try {
-          await this.data.write(ino.fileid, op.offset, op.data, tx.st.nextFileId);
+          await this.data.write(ino.fileid, op.offset, op.data, journaled ? 0 : tx.st.nextFileId, journaled);
         } catch (err) {
           // The local disk is full (or over quota): a local-resource error, answered as NOSPC without
           // failing the store. The op then records nothing but the applied index; bytes a partial
@@ -1391,6 +1541,10 @@ export class LevelBlockStore implements BlockStore {
           if (code !== 'ENOSPC' && code !== 'EDQUOT') throw err;
           await this.data.truncate(ino.fileid, ino.size);
           throw new OpError(S.NOSPC, wcc);
+        }
+        if (journaled) {
+          tx.journal(encodeJournalWrite(ino.fileid, op.offset, op.data));
+          this.stats.journalWrites++;
         }
         const e = tx.edit(ino);
         tx.st.usedBytes += newUsed - oldUsed;
@@ -1532,17 +1686,21 @@ export class LevelBlockStore implements BlockStore {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    if (this.ckptTimer) clearTimeout(this.ckptTimer);
+    this.ckptTimer = undefined;
     await Promise.allSettled([...this.inflight.values()]);
-    await this.roundsDone;
     await this.writerDone.catch(() => undefined);
     if (!this.broken) {
       await this.mutex.run(async () => {
         await this.data.syncDirty();
         await this.flushWrites();
         await this.writerDone;
-        await this.data.syncDirty(); // truncations the writer did after its last batch
+        // truncations the writer did after its last batch, and every journaled write: a checkpoint
+        await this.data.syncDirty(true);
         const ops: BatchOp[] = this.pendingMarkerDeletes.map((key) => ({ type: 'del' as const, key }));
         this.pendingMarkerDeletes = [];
+        ops.push(...this.checkpointOps());
+        ops.push({ type: 'put', key: KEY_DATA_CKPT, value: encodeIndex(this.state.applied) });
         ops.push({ type: 'put', key: KEY_STATE, value: encodeState(this.state) });
         ops.push({ type: 'put', key: KEY_CLEAN, value: Buffer.from([1]) });
         await this.db.batch(ops, { sync: true });
@@ -1551,6 +1709,7 @@ export class LevelBlockStore implements BlockStore {
       });
     }
     this.closed = true;
+    if (this.ckptTimer) clearTimeout(this.ckptTimer);
     await this.data.closeAll();
     await this.db.close();
   }

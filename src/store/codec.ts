@@ -5,23 +5,29 @@
  *   0x00 0x01                      state: applied index, next file id, file count, used bytes
  *   0x00 0x02                      store format version
  *   0x00 0x03                      clean-shutdown marker (absent while open)
+ *   0x00 0x04                      data checkpoint: every data change of ops up to this index is in
+ *                                  the data files durably (journal records up to it are obsolete)
  *   0x01 <fileid u64>              inode record (see encodeInode)
  *   0x02 <dir u64> <name utf8>     directory entry by name -> fileid, cookie
  *   0x03 <dir u64> <cookie u64>    cookie index -> fileid, name (READDIR walks this range)
  *   0x04 <fileid u64>              pending unlink of a data file
+ *   0x05 <index u64> <n u8>        data journal record n of op `index` (see encodeJournalWrite)
  */
 import { FileType } from './types';
 
-export const FORMAT_VERSION = 1;
+/** 2: data journal (0x05 records, 0x00 0x04 checkpoint); a v1 store opens as is (it has neither) */
+export const FORMAT_VERSION = 2;
 
 export const KEY_STATE = Buffer.from([0x00, 0x01]);
 export const KEY_VERSION = Buffer.from([0x00, 0x02]);
 export const KEY_CLEAN = Buffer.from([0x00, 0x03]);
+export const KEY_DATA_CKPT = Buffer.from([0x00, 0x04]);
 
 export const P_INODE = 0x01;
 export const P_ENTRY = 0x02;
 export const P_COOKIE = 0x03;
 export const P_UNLINK = 0x04;
+export const P_JOURNAL = 0x05;
 
 const TWO32 = 0x1_0000_0000;
 
@@ -59,12 +65,63 @@ export function entryRange(dir: number): { gte: Buffer; lt: Buffer } {
   return { gte: idKey(P_ENTRY, dir), lt: idKey(P_ENTRY, dir + 1) };
 }
 
-export function cookieKey(dir: number, cookie: number): Buffer {
+/** 17 bytes: a tag byte, then two u64 BE */
+function tagged2(tag: number, a: number, b: number): Buffer {
   const k = Buffer.allocUnsafe(17);
-  k[0] = P_COOKIE;
-  writeU64BE(k, 1, dir);
-  writeU64BE(k, 9, cookie);
+  k[0] = tag;
+  writeU64BE(k, 1, a);
+  writeU64BE(k, 9, b);
   return k;
+}
+
+export const cookieKey = (dir: number, cookie: number): Buffer => tagged2(P_COOKIE, dir, cookie);
+
+export function journalKey(index: number, n: number): Buffer {
+  const k = Buffer.allocUnsafe(10);
+  k[0] = P_JOURNAL;
+  writeU64BE(k, 1, index);
+  k[9] = n;
+  return k;
+}
+
+/** Journal records of ops after `index` (in op order). */
+export function journalRangeAfter(index: number): { gte: Buffer; lt: Buffer } {
+  return { gte: journalKey(index + 1, 0), lt: Buffer.from([P_JOURNAL + 1]) };
+}
+
+export const JOURNAL_WRITE = 1;
+export const JOURNAL_TRUNCATE = 2;
+
+export type JournalRecord =
+  | { kind: typeof JOURNAL_WRITE; fileid: number; offset: number; data: Uint8Array }
+  | { kind: typeof JOURNAL_TRUNCATE; fileid: number; size: number };
+
+/** A data write the journal makes durable: kind, fileid, offset (u64 BE), then the bytes. */
+export function encodeJournalWrite(fileid: number, offset: number, data: Uint8Array): Buffer {
+  const v = Buffer.allocUnsafe(17 + data.length);
+  v[0] = JOURNAL_WRITE;
+  writeU64BE(v, 1, fileid);
+  writeU64BE(v, 9, offset);
+  v.set(data, 17);
+  return v;
+}
+
+/** A data file cut to `size`, journaled so that replay keeps writes and cuts in op order. */
+export const encodeJournalTruncate = (fileid: number, size: number): Buffer => tagged2(JOURNAL_TRUNCATE, fileid, size);
+
+export function decodeJournal(v: Uint8Array): JournalRecord {
+  if (v.length < 17) throw new Error(`journal record of ${v.length} bytes`);
+  const fileid = readU64BE(v, 1);
+  const n = readU64BE(v, 9);
+  if (v[0] === JOURNAL_WRITE) return { kind: JOURNAL_WRITE, fileid, offset: n, data: v.subarray(17) };
+  if (v[0] === JOURNAL_TRUNCATE && v.length === 17) return { kind: JOURNAL_TRUNCATE, fileid, size: n };
+  throw new Error(`journal record of unknown kind ${v[0]}`);
+}
+
+export function encodeIndex(index: number): Buffer {
+  const v = Buffer.allocUnsafe(8);
+  writeU64BE(v, 0, index);
+  return v;
 }
 
 /** Entry value: fileid, cookie (both u64 BE). */

@@ -10,6 +10,13 @@
  * barrier: it fdatasyncs every dirty file (in parallel, so the kernel can merge journal commits) and
  * fsyncs every directory that gained or lost a data file, before the caller writes a LevelDB batch with
  * sync:true.
+ *
+ * Two classes of change: a *journaled* write (small; the store also puts its bytes in the LevelDB
+ * batch that records it, see block-store.ts) needs no barrier before its batch, only eventually, at a
+ * checkpoint; every other change (big writes, cuts, new or removed data files) is a *gate* change that
+ * the barrier must cover before the batch that relies on it. `gateSeq` / `syncedGateSeq` track the
+ * gate changes, `writeSeq` / `syncedSeq` all changes; `syncDirty()` syncs gate changes, `syncDirty(true)`
+ * everything (a checkpoint).
  */
 import { promises as fsp, constants as C } from 'node:fs';
 import * as path from 'node:path';
@@ -17,6 +24,26 @@ import * as path from 'node:path';
 export const BLOCK = 64 * 1024;
 /** data files created ahead per run (see preallocate) */
 export const PREALLOC = 64;
+/** fdatasync / fsync calls of one barrier in flight at once */
+const SYNC_CONCURRENCY = 6;
+
+/** Run the tasks, at most SYNC_CONCURRENCY at a time; rejects with the first failure (after all ran). */
+async function inParallel(tasks: (() => Promise<void>)[]): Promise<void> {
+  let next = 0;
+  let failure: { e: unknown } | undefined;
+  const worker = async (): Promise<void> => {
+    while (next < tasks.length) {
+      const t = tasks[next++];
+      try {
+        await t();
+      } catch (e) {
+        failure ??= { e };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(SYNC_CONCURRENCY, tasks.length) }, worker));
+  if (failure) throw failure.e;
+}
 
 interface FdEntry {
   fh: fsp.FileHandle;
@@ -36,15 +63,21 @@ export class DataFiles {
   private readonly opening = new Map<number, Promise<FdEntry | undefined>>();
   private dirtyFiles = new Set<number>();
   private dirtyDirs = new Set<string>();
+  /** files / directories changed only by journaled writes: synced at checkpoints */
+  private journalFiles = new Set<number>();
+  private journalDirs = new Set<string>();
   private readonly knownShards = new Set<string>();
   private syncChain: Promise<unknown> = Promise.resolve();
-  private syncedListeners: { seq: number; resolve: () => void }[] = [];
   /** data files exist (created empty, ahead of use) for file ids up to here; see preallocate() */
   private preallocUpTo = 0;
   /** bumped after every data change (write, truncate, new data file) has reached the page cache */
   writeSeq = 0;
   /** every change up to this writeSeq is durable */
   syncedSeq = 0;
+  /** writeSeq of the last gate change (anything but a journaled write) */
+  gateSeq = 0;
+  /** every gate change up to this writeSeq is durable */
+  syncedGateSeq = 0;
   readonly stats: DataStats = { fsyncs: 0, dirFsyncs: 0 };
 
   constructor(dataDir: string, private readonly maxFds: number) {
@@ -71,8 +104,13 @@ export class DataFiles {
     return this.dirtyFiles.size + this.dirtyDirs.size;
   }
 
+  /** files changed by journaled writes since the last checkpoint */
+  get journalDirtyCount(): number {
+    return this.journalFiles.size;
+  }
+
   /** Acquire a descriptor; `create` makes the data file if missing. undefined: no data file. */
-  private async acquire(fileid: number, create: boolean, aheadFrom = 0): Promise<FdEntry | undefined> {
+  private async acquire(fileid: number, create: boolean, aheadFrom = 0, journaled = false): Promise<FdEntry | undefined> {
     let e = this.fds.get(fileid);
     if (e) {
       // move to the LRU tail
@@ -87,7 +125,7 @@ export class DataFiles {
       if (r) return this.acquire(fileid, create);
       if (!create) return undefined;
     }
-    const p = this.open(fileid, create, aheadFrom);
+    const p = this.open(fileid, create, aheadFrom, journaled);
     this.opening.set(fileid, p);
     try {
       e = await p;
@@ -101,8 +139,18 @@ export class DataFiles {
     return e;
   }
 
-  private async open(fileid: number, create: boolean, aheadFrom: number): Promise<FdEntry | undefined> {
+  private async open(fileid: number, create: boolean, aheadFrom: number, journaled: boolean): Promise<FdEntry | undefined> {
     const file = this.pathOf(fileid);
+    if (create && journaled) {
+      // a journaled write recreates the file at replay, so its directory entry can wait for a
+      // checkpoint: open or create in one call, no pre-created run needed
+      const shard = path.dirname(file);
+      await this.ensureShard(shard);
+      const fh = await fsp.open(file, C.O_RDWR | C.O_CREAT, 0o600);
+      this.journalDirs.add(shard);
+      this.writeSeq++;
+      return { fh, refs: 0, detached: false };
+    }
     try {
       const fh = await fsp.open(file, C.O_RDWR);
       return { fh, refs: 0, detached: false };
@@ -116,7 +164,7 @@ export class DataFiles {
     await this.ensureShard(shard);
     const fh = await fsp.open(file, C.O_RDWR | C.O_CREAT, 0o600);
     this.dirtyDirs.add(shard);
-    this.writeSeq++;
+    this.gateSeq = ++this.writeSeq;
     if (aheadFrom > 0) {
       try {
         await this.preallocate(aheadFrom);
@@ -138,6 +186,7 @@ export class DataFiles {
     if (this.fds.size <= this.maxFds) return;
     for (const [id, e] of this.fds) {
       if (this.fds.size <= this.maxFds) break;
+      // (a file dirty only from journaled writes may close: the checkpoint reopens it)
       if (e.refs > 0 || this.dirtyFiles.has(id)) continue;
       this.fds.delete(id);
       e.detached = true;
@@ -146,9 +195,10 @@ export class DataFiles {
   }
 
   /** Write at `offset`. `aheadFrom`: the next file id to be handed out, to pre-create data files
-   * from (0: none) when this write has to create the file's data file. */
-  async write(fileid: number, offset: number, data: Uint8Array, aheadFrom = 0): Promise<void> {
-    const e = (await this.acquire(fileid, true, aheadFrom))!;
+   * from (0: none) when this write has to create the file's data file. `journaled`: the caller
+   * records the bytes durably elsewhere (the store's journal), so no barrier is needed before it. */
+  async write(fileid: number, offset: number, data: Uint8Array, aheadFrom = 0, journaled = false): Promise<void> {
+    const e = (await this.acquire(fileid, true, aheadFrom, journaled))!;
     try {
       let done = 0;
       try {
@@ -159,8 +209,13 @@ export class DataFiles {
       } finally {
         // a failed write may still have changed part of the file
         if (done > 0) {
-          this.dirtyFiles.add(fileid);
-          this.writeSeq++;
+          if (journaled) {
+            this.journalFiles.add(fileid);
+            this.writeSeq++;
+          } else {
+            this.dirtyFiles.add(fileid);
+            this.gateSeq = ++this.writeSeq;
+          }
         }
       }
     } finally {
@@ -237,7 +292,7 @@ export class DataFiles {
       if (st.size > size) {
         await e.fh.truncate(size);
         this.dirtyFiles.add(fileid);
-        this.writeSeq++;
+        this.gateSeq = ++this.writeSeq;
       }
     } finally {
       this.release(e);
@@ -247,6 +302,7 @@ export class DataFiles {
   /** Delete the data file of a removed file (missing is fine). */
   async unlink(fileid: number): Promise<void> {
     this.dirtyFiles.delete(fileid);
+    this.journalFiles.delete(fileid);
     const e = this.fds.get(fileid);
     if (e) {
       this.fds.delete(fileid);
@@ -265,59 +321,47 @@ export class DataFiles {
   }
 
   /**
-   * The sync barrier: make every data write, truncation and data file creation made so far durable
-   * (afterwards `syncedSeq` >= the `writeSeq` of this call). Calls run one after another; a call that
-   * finds nothing dirty returns at once.
+   * The sync barrier: make every gate change made so far durable (afterwards `syncedGateSeq` >= the
+   * `gateSeq` of this call); with `all` (a checkpoint) every change, journaled writes included
+   * (afterwards `syncedSeq` >= the `writeSeq` of this call). Calls run one after another; a call
+   * that finds nothing dirty returns at once.
    */
-  syncDirty(): Promise<void> {
-    const p = this.syncChain.then(() => this.syncNow());
+  syncDirty(all = false): Promise<void> {
+    const p = this.syncChain.then(() => this.syncNow(all));
     this.syncChain = p.catch(() => undefined);
     return p;
   }
 
-  /** Resolves once `syncedSeq >= seq`, or after `ms` milliseconds, whichever is first. */
-  waitSynced(seq: number, ms: number): Promise<void> {
-    if (this.syncedSeq >= seq) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const l = { seq, resolve: () => undefined as void };
-      const timer = setTimeout(() => {
-        this.syncedListeners = this.syncedListeners.filter((x) => x !== l);
-        resolve();
-      }, ms);
-      l.resolve = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-      this.syncedListeners.push(l);
-    });
+  private setSynced(gateSeq: number, seq: number | undefined): void {
+    if (gateSeq > this.syncedGateSeq) this.syncedGateSeq = gateSeq;
+    if (seq !== undefined && seq > this.syncedSeq) this.syncedSeq = seq;
   }
 
-  private setSynced(seq: number): void {
-    this.syncedSeq = seq;
-    if (this.syncedListeners.length === 0) return;
-    const still = [];
-    for (const l of this.syncedListeners) {
-      if (l.seq <= seq) l.resolve();
-      else still.push(l);
-    }
-    this.syncedListeners = still;
-  }
-
-  private async syncNow(): Promise<void> {
+  private async syncNow(all: boolean): Promise<void> {
     const seq = this.writeSeq;
-    if (this.dirtyFiles.size === 0 && this.dirtyDirs.size === 0) {
-      this.setSynced(seq);
-      return;
-    }
+    const gateSeq = this.gateSeq;
+    // no journaled change is unsynced: syncing the gate changes syncs everything
+    const full = all || (this.journalFiles.size === 0 && this.journalDirs.size === 0) ? seq : undefined;
     const files = this.dirtyFiles;
     const dirs = this.dirtyDirs;
+    if (all) {
+      for (const f of this.journalFiles) files.add(f);
+      for (const d of this.journalDirs) dirs.add(d);
+      this.journalFiles = new Set();
+      this.journalDirs = new Set();
+    }
+    if (files.size === 0 && dirs.size === 0) {
+      this.setSynced(gateSeq, full);
+      return;
+    }
     this.dirtyFiles = new Set();
     this.dirtyDirs = new Set();
     try {
-      // all in parallel: the kernel merges journal commits; order among them does not matter, all
-      // of them complete before the caller writes metadata that depends on them
-      await Promise.all([
-        ...[...files].map(async (id) => {
+      // in parallel, SYNC_CONCURRENCY at a time: the kernel merges journal commits, and the thread
+      // pool keeps threads for the LevelDB writes that replies wait on. Order among them does not
+      // matter: all complete before the caller writes metadata that depends on them
+      await inParallel([
+        ...[...files].map((id) => async () => {
           const e = await this.acquire(id, false);
           if (!e) return; // unlinked meanwhile
           try {
@@ -327,7 +371,7 @@ export class DataFiles {
             this.release(e);
           }
         }),
-        ...[...dirs].map(async (d) => {
+        ...[...dirs].map((d) => async () => {
           const fh = await fsp.open(d, C.O_RDONLY | C.O_DIRECTORY);
           try {
             await fh.sync();
@@ -342,7 +386,7 @@ export class DataFiles {
       for (const d of dirs) this.dirtyDirs.add(d);
       throw err;
     }
-    this.setSynced(seq);
+    this.setSynced(gateSeq, full);
     this.trim();
   }
 

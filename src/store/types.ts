@@ -233,4 +233,8 @@ export interface StoreOptions {
   fdCacheSize?: number;
   /** largest READ count served; larger requests are clipped (default 4 MiB) */
   maxReadBytes?: number;
+  /** WRITEs of up to this many bytes are journaled: their bytes go into the LevelDB batch that
+   * records the write, so a stable write costs one sync instead of a data fdatasync plus a metadata
+   * sync; the data files catch up at background checkpoints (default 64 KiB; 0 journals nothing) */
+  journalMaxWrite?: number;
 }

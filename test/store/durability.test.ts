@@ -20,7 +20,8 @@ describe('store: durability and group commit', function () {
     const w = await h.write(f, 0, 'stable', 2);
     assert.equal(w.status, S.OK);
     assert.ok(h.store.durableAppliedIndex >= h.index, 'FILE_SYNC durable');
-    assert.equal(h.store.data.syncedSeq, h.store.data.writeSeq, 'its data synced');
+    assert.equal(h.store.stats.journalWrites, 1, 'a small stable write is made durable by the journal');
+    assert.equal(h.store.data.syncedGateSeq, h.store.data.gateSeq, 'every change the journal does not cover is synced');
     const before = h.store.durableAppliedIndex;
     await h.write(f, 6, 'unstable', 0);
     await h.write(f, 14, '!', 0);
@@ -28,7 +29,9 @@ describe('store: durability and group commit', function () {
     assert.ok(h.store.durableAppliedIndex < h.store.appliedIndex, 'UNSTABLE resolves before it is durable');
     await h.store.sync(f);
     assert.equal(h.store.durableAppliedIndex, h.store.appliedIndex);
-    assert.equal(h.store.data.syncedSeq, h.store.data.writeSeq);
+    assert.equal(h.store.data.syncedGateSeq, h.store.data.gateSeq);
+    await h.store.checkpoint();
+    assert.equal(h.store.data.syncedSeq, h.store.data.writeSeq, 'a checkpoint syncs the journaled data too');
     assert.equal((await h.readAll(f)).toString(), 'stableunstable!');
   });
 

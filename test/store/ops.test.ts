@@ -443,7 +443,7 @@ describe('store: ops and errors', function () {
     assert.equal(before.ok, false);
     assert.deepEqual(new Set(before.problems.map((p) => p.kind)), new Set(['data-orphan', 'data-beyond-size']));
     h.store = await openStore(h.dir);
-    assert.deepEqual(h.store.recovery, { cleanShutdown: false, pendingUnlinksFinished: 1, orphanDataFilesRemoved: 1, dataFilesTruncated: 1 });
+    assert.deepEqual(h.store.recovery, { cleanShutdown: false, pendingUnlinksFinished: 1, orphanDataFilesRemoved: 1, dataFilesTruncated: 1, journalReplayed: 0 });
     await assert.rejects(fsp.access(deadPath));
     assert.equal((await h.readAll(f)).toString(), 'abc');
     await h.op({ kind: 'setattr', file: f, attrs: { size: 8 } });
