@@ -59,6 +59,7 @@ import {
   encodeJournalWrite,
   journalKey,
   journalRangeAfter,
+  inlineKey,
   KEY_VERSION,
   P_UNLINK,
   cookieKey,
@@ -93,6 +94,8 @@ const MAX_DIR_DEPTH = 100_000;
 const RECENT_RESULTS = 4096;
 /** WRITEs up to this size are journaled (bytes in the LevelDB batch): one sync, not two */
 export const DEFAULT_JOURNAL_MAX_WRITE = 64 * 1024;
+/** regular files keep their data inline (in LevelDB, no data file) while it fits in this many bytes */
+export const DEFAULT_INLINE_MAX = 16 * 1024;
 /** a checkpoint (sync of journaled data files) starts after this many journaled bytes ... */
 const CKPT_BYTES = 16 * 1024 * 1024;
 /** ... or once this many data files have journaled changes ... */
@@ -117,6 +120,8 @@ export interface StoreStats {
   journalWrites: number;
   /** checkpoints: journaled data synced to the data files, their journal records dropped */
   checkpoints: number;
+  /** WRITEs whose bytes stayed inline (small files) */
+  inlineWrites: number;
 }
 
 export interface RecoveryReport {
@@ -296,6 +301,8 @@ class Tx {
   readonly entryChanges: [string, Buffer | null][] = [];
   /** cookie index changes, for the overlay READDIR merges */
   readonly cookieChanges: [number, number, CookieEntry | null][] = [];
+  /** inline data changes (null: deleted), for the overlay */
+  readonly inlineChanges = new Map<number, Buffer | null>();
   /** journal records this op put in its batch */
   readonly journalKeys: Buffer[] = [];
   journalBytes = 0;
@@ -326,6 +333,15 @@ class Tx {
   create(i: Inode): void {
     this.changed.set(i.fileid, i);
   }
+  /** inline data of an inline file as this op sees it (empty: none yet) */
+  inlineData(id: number): Buffer {
+    const c = this.inlineChanges.get(id);
+    if (c !== undefined) return c ?? EMPTY;
+    return this.store.getInlineSync(id) ?? EMPTY;
+  }
+  setInline(id: number, data: Buffer | null): void {
+    this.inlineChanges.set(id, data);
+  }
   /** a data journal record of this op (key: its index and position in the op) */
   journal(value: Buffer): void {
     const key = journalKey(this.st.applied, this.journalKeys.length);
@@ -343,6 +359,8 @@ class Tx {
     this.st.fileCount--;
     this.st.usedBytes -= usedOf(i);
     if (i.type === FileType.REG) {
+      if (i.inline) this.inlineChanges.set(i.fileid, null);
+      // (an inline file may still have an empty data file, created ahead of use)
       this.ops.push({ type: 'put', key: unlinkKey(i.fileid), value: Buffer.alloc(0) });
       this.unlinks.push(i.fileid);
     }
@@ -369,6 +387,8 @@ class Tx {
   }
 }
 
+const EMPTY = Buffer.alloc(0);
+
 interface CookieEntry {
   fileid: number;
   name: string;
@@ -391,6 +411,7 @@ interface PendingBatch {
   truncates: [number, number][];
   /** overlay slots this batch set: [inode ids, entry keys], with the sequence number they got */
   inodeKeys: [number, number][];
+  inlineKeys: [number, number][];
   entryKeys: [string, number][];
   cookieKeys: [number, number, number][];
 }
@@ -439,6 +460,7 @@ export class LevelBlockStore implements BlockStore {
   /** newest inode records / directory entries of pending batches (null: deleted); reads look here
    * first. (Cookie records and unlink markers are never point-read: READDIR flushes first.) */
   private readonly inodeOverlay = new Map<number, { v: Buffer | null; seq: number }>();
+  private readonly inlineOverlay = new Map<number, { v: Buffer | null; seq: number }>();
   private readonly entryOverlay = new Map<string, { v: Buffer | null; seq: number }>();
   /** dir -> cookie -> pending cookie record (null: deleted) */
   private readonly cookieOverlay = new Map<number, Map<number, { e: CookieEntry | null; seq: number }>>();
@@ -451,6 +473,11 @@ export class LevelBlockStore implements BlockStore {
   /** journal state: written passes not covered by a checkpoint (oldest first), their bytes */
   private unckpt: Uncheckpointed[] = [];
   private unckptBytes = 0;
+  /** the data files hold every change of ops up to here (recorded: ckptRecorded) */
+  private ckptUpto = 0;
+  private ckptRecorded = 0;
+  /** obsolete journal records, to drop with the next write */
+  private ckptDrops: Buffer[] = [];
   private pendingJournalBytes = 0;
   private ckptRunning = false;
   private ckptTimer: NodeJS.Timeout | undefined = undefined;
@@ -458,7 +485,7 @@ export class LevelBlockStore implements BlockStore {
   private broken: unknown = undefined;
   private readonly opts: Required<Omit<StoreOptions, 'rootMode' | 'rootUid' | 'rootGid'>>;
   readonly data: DataFiles;
-  readonly stats: StoreStats = { dataFsyncs: 0, dirFsyncs: 0, dbSyncs: 0, rounds: 0, dbReads: 0, batches: 0, journalWrites: 0, checkpoints: 0 };
+  readonly stats: StoreStats = { dataFsyncs: 0, dirFsyncs: 0, dbSyncs: 0, rounds: 0, dbReads: 0, batches: 0, journalWrites: 0, checkpoints: 0, inlineWrites: 0 };
   recovery: RecoveryReport = { cleanShutdown: true, pendingUnlinksFinished: 0, orphanDataFilesRemoved: 0, dataFilesTruncated: 0, journalReplayed: 0 };
 
   private constructor(
@@ -475,6 +502,7 @@ export class LevelBlockStore implements BlockStore {
       fdCacheSize: options.fdCacheSize ?? 256,
       maxReadBytes: options.maxReadBytes ?? 4 * 1024 * 1024,
       journalMaxWrite: options.journalMaxWrite ?? DEFAULT_JOURNAL_MAX_WRITE,
+      inlineMax: options.inlineMax ?? DEFAULT_INLINE_MAX,
     };
     this.cache = new LruCache(this.opts.inodeCacheSize);
     this.data = new DataFiles(dataDir, this.opts.fdCacheSize);
@@ -541,6 +569,7 @@ export class LevelBlockStore implements BlockStore {
         entries: 0,
         verifier: '',
         target: '',
+        inline: false,
       };
       const v = Buffer.alloc(4);
       v.writeUInt32BE(FORMAT_VERSION);
@@ -571,6 +600,7 @@ export class LevelBlockStore implements BlockStore {
     this.recovery.cleanShutdown = clean;
     await this.finishPendingUnlinks();
     const replayed = await this.replayJournal();
+    this.ckptUpto = this.ckptRecorded = this.state.applied;
     if (!clean || replayed > 0) await this.reconcileDataFiles();
     await this.db.del(KEY_CLEAN, { sync: true });
     this.stats.dbSyncs++;
@@ -642,7 +672,8 @@ export class LevelBlockStore implements BlockStore {
           const st = await fsp.stat(file);
           if (st.size === 0) continue;
         }
-        if (!ino || ino.type !== FileType.REG || this.data.pathOf(id) !== file) {
+        // (an inline file's data file can only be left over: an interrupted move out of inline)
+        if (!ino || ino.type !== FileType.REG || ino.inline || this.data.pathOf(id) !== file) {
           await fsp.rm(file, { force: true, recursive: true });
           this.recovery.orphanDataFilesRemoved++;
           continue;
@@ -678,6 +709,21 @@ export class LevelBlockStore implements BlockStore {
     if (o) return o.v ?? undefined;
     this.stats.dbReads++;
     return this.db.getSync(entryKey(dir, name));
+  }
+
+  /** @internal inline data of a file, pending changes first (apply path: synchronous read) */
+  getInlineSync(id: number): Buffer | undefined {
+    const o = this.inlineOverlay.get(id);
+    if (o) return o.v ?? undefined;
+    this.stats.dbReads++;
+    return this.db.getSync(inlineKey(id));
+  }
+
+  private async getInline(id: number): Promise<Buffer | undefined> {
+    const o = this.inlineOverlay.get(id);
+    if (o) return o.v ?? undefined;
+    this.stats.dbReads++;
+    return this.db.get(inlineKey(id));
   }
 
   private getInodeSync(id: number): Buffer | undefined {
@@ -804,6 +850,7 @@ export class LevelBlockStore implements BlockStore {
   private async commit(tx: Tx, ok: boolean): Promise<void> {
     let ops: BatchOp[] = [];
     const inodeKeys: [number, number][] = [];
+    const inlineKeys: [number, number][] = [];
     const entryKeys: [string, number][] = [];
     const cookieKeys: [number, number, number][] = [];
     if (ok) {
@@ -815,6 +862,13 @@ export class LevelBlockStore implements BlockStore {
         const seq = ++this.overlaySeq;
         this.inodeOverlay.set(id, { v, seq });
         inodeKeys.push([id, seq]);
+      }
+      for (const [id, v] of tx.inlineChanges) {
+        if (v && v.length > 0) ops.push({ type: 'put', key: inlineKey(id), value: v });
+        else ops.push({ type: 'del', key: inlineKey(id) });
+        const seq = ++this.overlaySeq;
+        this.inlineOverlay.set(id, { v: v && v.length > 0 ? v : null, seq });
+        inlineKeys.push([id, seq]);
       }
       for (const [k, v] of tx.entryChanges) {
         const seq = ++this.overlaySeq;
@@ -849,6 +903,7 @@ export class LevelBlockStore implements BlockStore {
       unlinks: ok ? tx.unlinks : [],
       truncates: ok ? tx.truncates : [],
       inodeKeys,
+      inlineKeys,
       entryKeys,
       cookieKeys,
     });
@@ -882,10 +937,11 @@ export class LevelBlockStore implements BlockStore {
     try {
       while (this.pending.length > 0 || this.checkpointWritable()) {
         if (this.pending.length === 0) {
-          // a checkpoint finished and no batch is coming to carry its record: write it alone
-          // (losing it in a crash only means replaying more of the journal)
-          await writeBatch(this.db, this.checkpointOps());
-          this.stats.dbSyncs++;
+          // a checkpoint finished and no batch is coming to carry its record: write it alone when it
+          // drops journal records, without sync (losing it in a crash only means replaying more of
+          // the journal: every batch that relies on a checkpoint carries its own)
+          const ops = this.checkpointOps([]);
+          if (ops.length > 0) await writeBatch(this.db, ops, false);
           continue;
         }
         const head = this.pending[0];
@@ -911,7 +967,7 @@ export class LevelBlockStore implements BlockStore {
           n++;
         }
         const batches = this.pending.slice(0, n);
-        const ckptOps = this.checkpointOps();
+        const ckptOps = this.checkpointOps(batches);
         const ops = n === 1 && ckptOps.length === 0 ? batches[0].ops : [...ckptOps, ...batches.flatMap((b) => b.ops)];
         await writeBatch(this.db, ops);
         this.pending.splice(0, n);
@@ -927,6 +983,7 @@ export class LevelBlockStore implements BlockStore {
         this.scheduleCheckpoint();
         for (const b of batches) {
           for (const [k, seq] of b.inodeKeys) if (this.inodeOverlay.get(k)?.seq === seq) this.inodeOverlay.delete(k);
+          for (const [k, seq] of b.inlineKeys) if (this.inlineOverlay.get(k)?.seq === seq) this.inlineOverlay.delete(k);
           for (const [k, seq] of b.entryKeys) if (this.entryOverlay.get(k)?.seq === seq) this.entryOverlay.delete(k);
           for (const [dir, cookie, seq] of b.cookieKeys) {
             const m = this.cookieOverlay.get(dir);
@@ -977,19 +1034,39 @@ export class LevelBlockStore implements BlockStore {
     return this.unckpt.length > 0 && this.unckpt[0].fullSeq <= this.data.syncedSeq;
   }
 
-  /** Ops that move the recorded data checkpoint over every written pass whose data files are synced,
-   * and drop those passes' journal records (empty when nothing moved). */
-  private checkpointOps(): BatchOp[] {
-    if (!this.checkpointWritable()) return [];
-    const ops: BatchOp[] = [];
-    let upto = 0;
+  /** Move the data checkpoint over every written pass whose data files are synced, collecting the
+   * journal records that become obsolete. */
+  private advanceCheckpoint(): void {
     while (this.checkpointWritable()) {
       const u = this.unckpt.shift()!;
-      upto = u.index;
+      this.ckptUpto = u.index;
       this.unckptBytes -= u.bytes;
-      for (const key of u.keys) ops.push({ type: 'del', key });
+      for (const key of u.keys) this.ckptDrops.push(key);
     }
-    ops.push({ type: 'put', key: KEY_DATA_CKPT, value: encodeIndex(upto) });
+  }
+
+  /**
+   * Ops recording the data checkpoint, to go into the LevelDB write of `group` (the batches written
+   * now, which it may cover too), and dropping obsolete journal records. The checkpoint is what keeps
+   * replay from writing old journaled bytes over newer data: a batch whose op wrote a file without
+   * the journal, after journaled writes to that file, is written only with a checkpoint covering
+   * every op before it (see writeDataFile).
+   */
+  private checkpointOps(group: PendingBatch[]): BatchOp[] {
+    this.advanceCheckpoint();
+    let upto = this.ckptUpto;
+    if (this.unckpt.length === 0) {
+      for (const b of group) {
+        if (b.fullSeq > this.data.syncedSeq) break;
+        upto = b.index;
+      }
+    }
+    const ops: BatchOp[] = this.ckptDrops.map((key) => ({ type: 'del' as const, key }));
+    this.ckptDrops = [];
+    if (upto > this.ckptRecorded) {
+      ops.push({ type: 'put', key: KEY_DATA_CKPT, value: encodeIndex(upto) });
+      this.ckptRecorded = upto;
+    }
     return ops;
   }
 
@@ -1135,6 +1212,7 @@ export class LevelBlockStore implements BlockStore {
       entries: 0,
       verifier: '',
       target: '',
+      inline: type === FileType.REG && this.opts.inlineMax > 0,
     };
   }
 
@@ -1249,10 +1327,7 @@ export class LevelBlockStore implements BlockStore {
           this.checkSetAttrs(ino, op.attrs, cred);
           const e = tx.edit(ino);
           this.applySetAttrs(tx, e, op.attrs, cred, time);
-          if (op.attrs.size !== undefined) {
-            await this.settleTruncate(ino.fileid, op.attrs.size);
-            if (op.attrs.size < ino.size) tx.truncate(ino.fileid, op.attrs.size);
-          }
+          if (op.attrs.size !== undefined) await this.resize(tx, ino, op.attrs.size);
           return { status: S.OK, obj: toAttr(e), wcc: { before: wccAttr(ino), after: toAttr(e) } };
         } catch (err) {
           if (err instanceof OpError) throw new OpError(err.status, wcc);
@@ -1288,8 +1363,7 @@ export class LevelBlockStore implements BlockStore {
             this.checkSetAttrs(obj, sattr, cred);
             const e = tx.edit(obj);
             this.applySetAttrs(tx, e, sattr, cred, time);
-            await this.settleTruncate(obj.fileid, op.attrs.size);
-            if (op.attrs.size < obj.size) tx.truncate(obj.fileid, op.attrs.size);
+            await this.resize(tx, obj, op.attrs.size);
             return { status: S.OK, obj: toAttr(e), wcc: { before, after: toAttr(dir) } };
           }
           if (!mayAccess(dir, cred, W | X)) throw new OpError(S.ACCES);
@@ -1526,27 +1600,30 @@ export class LevelBlockStore implements BlockStore {
         const newUsed = Math.ceil(newSize / BLOCK) * BLOCK;
         if (newUsed > oldUsed && tx.st.usedBytes - oldUsed + newUsed > this.opts.capacityBytes) throw new OpError(S.NOSPC, wcc);
         if (len === 0) return { status: S.OK, count: 0, obj: toAttr(ino), wcc };
-        await this.settleTruncate(ino.fileid);
-        // small writes are journaled: their bytes go into this op's batch, whose sync makes them
-        // durable, so they need no data-file fdatasync before it (one flush, not two)
-        const journaled = len <= this.opts.journalMaxWrite;
-        try {
-          await this.data.write(ino.fileid, op.offset, op.data, journaled ? 0 : tx.st.nextFileId, journaled);
-        } catch (err) {
-          // The local disk is full (or over quota): a local-resource error, answered as NOSPC without
-          // failing the store. The op then records nothing but the applied index; bytes a partial
-          // write put beyond the recorded size are cut. Not deterministic across replicas (a cluster
-          // replica would have to stop applying instead); fine for a single node. EIO etc. stay fatal.
-          const code = (err as NodeJS.ErrnoException)?.code;
-          if (code !== 'ENOSPC' && code !== 'EDQUOT') throw err;
-          await this.data.truncate(ino.fileid, ino.size);
-          throw new OpError(S.NOSPC, wcc);
-        }
-        if (journaled) {
-          tx.journal(encodeJournalWrite(ino.fileid, op.offset, op.data));
-          this.stats.journalWrites++;
-        }
         const e = tx.edit(ino);
+        if (ino.inline && end <= this.opts.inlineMax) {
+          // small file: the bytes live in LevelDB, in this op's batch (no data file at all)
+          const cur = tx.inlineData(ino.fileid);
+          const next = Buffer.alloc(Math.max(cur.length, end));
+          cur.copy(next);
+          next.set(op.data, op.offset);
+          tx.setInline(ino.fileid, next);
+          this.stats.inlineWrites++;
+        } else {
+          if (ino.inline) {
+            // outgrows inline: its bytes move to a data file, for good
+            const cur = tx.inlineData(ino.fileid);
+            e.inline = false;
+            tx.setInline(ino.fileid, null);
+            // (journaled only with the write itself: replay must not put them back over an unjournaled one)
+            const withJournal = len <= this.opts.journalMaxWrite;
+            if (cur.length > 0) await this.writeDataFile(tx, ino.fileid, 0, cur, 0, wcc, withJournal);
+            await this.writeDataFile(tx, ino.fileid, op.offset, op.data, 0, wcc);
+          } else {
+            await this.settleTruncate(ino.fileid);
+            await this.writeDataFile(tx, ino.fileid, op.offset, op.data, ino.size, wcc);
+          }
+        }
         tx.st.usedBytes += newUsed - oldUsed;
         e.size = newSize;
         e.mtimeS = e.ctimeS = time.sec;
@@ -1557,6 +1634,55 @@ export class LevelBlockStore implements BlockStore {
 
       default:
         throw new OpError(S.INVAL);
+    }
+  }
+
+  /** The data side of a size change of `ino` (as it was before this op) to `size`. */
+  private async resize(tx: Tx, ino: Inode, size: number): Promise<void> {
+    if (ino.inline) {
+      const cur = tx.inlineData(ino.fileid);
+      if (size < cur.length) tx.setInline(ino.fileid, Buffer.from(cur.subarray(0, size)));
+      return;
+    }
+    await this.settleTruncate(ino.fileid, size);
+    if (size < ino.size) tx.truncate(ino.fileid, size);
+  }
+
+  /**
+   * Write to a file's data file. Small writes are journaled: their bytes go into this op's batch,
+   * whose sync makes them durable, so they need no data-file fdatasync before it (one flush, not two).
+   * A full local disk answers NOSPC (the bytes a partial write left beyond `cutTo` are cut).
+   */
+  private async writeDataFile(
+    tx: Tx,
+    fileid: number,
+    offset: number,
+    data: Uint8Array,
+    cutTo: number,
+    wcc: Wcc,
+    journaled = data.length <= this.opts.journalMaxWrite,
+  ): Promise<void> {
+    if (!journaled && this.data.hasJournaled(fileid)) {
+      // Replay must never write this file's older journaled bytes over this write: sync every data
+      // file, so that the batch of this op is written with a checkpoint covering every op before it
+      // (checkpointOps), which makes replay skip those records.
+      await this.data.syncDirty(true);
+    }
+    try {
+      await this.data.write(fileid, offset, data, journaled ? 0 : tx.st.nextFileId, journaled);
+    } catch (err) {
+      // The local disk is full (or over quota): a local-resource error, answered as NOSPC without
+      // failing the store. The op then records nothing but the applied index. Not deterministic
+      // across replicas (a cluster replica would have to stop applying instead); fine for a single
+      // node. EIO etc. stay fatal.
+      const code = (err as NodeJS.ErrnoException)?.code;
+      if (code !== 'ENOSPC' && code !== 'EDQUOT') throw err;
+      await this.data.truncate(fileid, cutTo);
+      throw new OpError(S.NOSPC, wcc);
+    }
+    if (journaled) {
+      tx.journal(encodeJournalWrite(fileid, offset, data));
+      this.stats.journalWrites++;
     }
   }
 
@@ -1655,7 +1781,15 @@ export class LevelBlockStore implements BlockStore {
     if (i.type !== FileType.REG) return { status: S.INVAL, attr };
     if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(count) || count < 0) return { status: S.INVAL, attr };
     const n = Math.max(0, Math.min(count, this.opts.maxReadBytes, i.size - offset));
-    const data = await this.data.read(i.fileid, offset, n);
+    let data: Buffer;
+    if (i.inline) {
+      // bytes past the inline data (up to the size) are zeros
+      const cur = (await this.getInline(i.fileid)) ?? EMPTY;
+      data = Buffer.alloc(n);
+      if (offset < cur.length) cur.copy(data, 0, offset, Math.min(cur.length, offset + n));
+    } else {
+      data = await this.data.read(i.fileid, offset, n);
+    }
     return { status: S.OK, attr, data, eof: offset + n >= i.size };
   }
 
@@ -1699,7 +1833,7 @@ export class LevelBlockStore implements BlockStore {
         await this.data.syncDirty(true);
         const ops: BatchOp[] = this.pendingMarkerDeletes.map((key) => ({ type: 'del' as const, key }));
         this.pendingMarkerDeletes = [];
-        ops.push(...this.checkpointOps());
+        ops.push(...this.checkpointOps([]));
         ops.push({ type: 'put', key: KEY_DATA_CKPT, value: encodeIndex(this.state.applied) });
         ops.push({ type: 'put', key: KEY_STATE, value: encodeState(this.state) });
         ops.push({ type: 'put', key: KEY_CLEAN, value: Buffer.from([1]) });
@@ -1722,10 +1856,10 @@ export class LevelBlockStore implements BlockStore {
  * encodings there is nothing to encode, so the batch goes straight to classic-level's _batch(), the
  * documented implementation hook that batch() itself ends in. Falls back to batch() if it is absent.
  */
-function writeBatch(db: MetaDb, ops: BatchOp[]): Promise<void> {
+function writeBatch(db: MetaDb, ops: BatchOp[], sync = true): Promise<void> {
   const impl = (db as unknown as { _batch?: (ops: BatchOp[], opts: object) => Promise<void> })._batch;
-  if (typeof impl === 'function' && db.status === 'open') return impl.call(db, ops, { sync: true });
-  return db.batch(ops, { sync: true });
+  if (typeof impl === 'function' && db.status === 'open') return impl.call(db, ops, { sync });
+  return db.batch(ops, { sync });
 }
 
 function normVerifier(v: string | undefined): string {

@@ -12,10 +12,13 @@
  *   0x03 <dir u64> <cookie u64>    cookie index -> fileid, name (READDIR walks this range)
  *   0x04 <fileid u64>              pending unlink of a data file
  *   0x05 <index u64> <n u8>        data journal record n of op `index` (see encodeJournalWrite)
+ *   0x06 <fileid u64>              inline data of a small regular file (inode flag `inline`): its
+ *                                  first bytes; bytes past them up to the size read as zeros
  */
 import { FileType } from './types';
 
-/** 2: data journal (0x05 records, 0x00 0x04 checkpoint); a v1 store opens as is (it has neither) */
+/** 2: data journal (0x05 records, 0x00 0x04 checkpoint) and inline data (0x06, inode flag 4); a v1
+ * store opens as is (it has none of them) */
 export const FORMAT_VERSION = 2;
 
 export const KEY_STATE = Buffer.from([0x00, 0x01]);
@@ -28,6 +31,7 @@ export const P_ENTRY = 0x02;
 export const P_COOKIE = 0x03;
 export const P_UNLINK = 0x04;
 export const P_JOURNAL = 0x05;
+export const P_INLINE = 0x06;
 
 const TWO32 = 0x1_0000_0000;
 
@@ -50,6 +54,7 @@ function idKey(prefix: number, id: number): Buffer {
 
 export const inodeKey = (id: number): Buffer => idKey(P_INODE, id);
 export const unlinkKey = (id: number): Buffer => idKey(P_UNLINK, id);
+export const inlineKey = (id: number): Buffer => idKey(P_INLINE, id);
 
 export function entryKey(dir: number, name: string): Buffer {
   const n = Buffer.byteLength(name, 'utf8');
@@ -204,11 +209,14 @@ export interface Inode {
   verifier: string;
   /** symlink target, or '' */
   target: string;
+  /** regular files: the data is inline (key 0x06), there is no data file to read */
+  inline: boolean;
 }
 
 const HDR = 120;
 const F_VERIFIER = 1;
 const F_TARGET = 2;
+const F_INLINE = 4;
 const RECORD_TAG = 1;
 
 /** Fixed 120-byte little-endian header plus the symlink target. About 10x cheaper than JSON. */
@@ -217,7 +225,7 @@ export function encodeInode(i: Inode): Buffer {
   const b = Buffer.allocUnsafe(HDR + tlen);
   b[0] = RECORD_TAG;
   b[1] = i.type;
-  b[2] = (i.verifier ? F_VERIFIER : 0) | (tlen ? F_TARGET : 0);
+  b[2] = (i.verifier ? F_VERIFIER : 0) | (tlen ? F_TARGET : 0) | (i.inline ? F_INLINE : 0);
   b[3] = 0;
   b.writeUInt32LE(i.mode, 4);
   b.writeUInt32LE(i.nlink, 8);
@@ -269,5 +277,6 @@ export function decodeInode(v: Uint8Array): Inode {
     entries: b.readDoubleLE(104),
     verifier: flags & F_VERIFIER ? b.toString('hex', 112, 120) : '',
     target: flags & F_TARGET ? b.toString('utf8', HDR) : '',
+    inline: (flags & F_INLINE) !== 0,
   };
 }

@@ -7,7 +7,10 @@
  * counter; nlink of files = entries naming them, of directories = 2 + subdirectories, each directory
  * named exactly once (root: never) and its parent pointer matches; every inode reachable from the root;
  * entry counts; file count, bytes used and next file id against the state record; every data file
- * belongs to a live regular file and holds no bytes beyond its size; unlink markers of dead files only.
+ * belongs to a live regular file and holds no bytes beyond its size; unlink markers of dead files only;
+ * inline data only for inline regular files, no longer than their size, and no non-empty data file
+ * for an inline file; data journal records (a store that was not closed cleanly has some, after
+ * the data checkpoint: start-up replays them) are counted, and must decode.
  */
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
@@ -17,7 +20,11 @@ import {
   KEY_STATE,
   KEY_VERSION,
   KEY_CLEAN,
+  KEY_DATA_CKPT,
   P_COOKIE,
+  P_INLINE,
+  P_JOURNAL,
+  decodeJournal,
   P_ENTRY,
   P_INODE,
   P_UNLINK,
@@ -53,6 +60,10 @@ export interface FsckReport {
   /** empty data files created ahead for file ids not handed out yet (part of dataFiles) */
   preallocated: number;
   pendingUnlinks: number;
+  /** regular files whose data is inline in the metadata database */
+  inlineFiles: number;
+  /** data journal records after the data checkpoint, not yet in the data files (replayed at start-up) */
+  journalRecords: number;
   problems: FsckProblem[];
 }
 
@@ -75,6 +86,8 @@ export async function fsck(dataDir: string): Promise<FsckReport> {
     dataFiles: 0,
     preallocated: 0,
     pendingUnlinks: 0,
+    inlineFiles: 0,
+    journalRecords: 0,
     problems: [],
   };
   const problem = (kind: string, detail: string, fileid?: number): void => {
@@ -204,6 +217,32 @@ export async function fsck(dataDir: string): Promise<FsckReport> {
     }
     for (const id of inodes.keys()) if (!seen.has(id)) problem('unreachable', 'not reachable from the root', id);
 
+    // inline data
+    for await (const [k, v] of db.iterator(range(P_INLINE))) {
+      const id = readU64BE(k, 1);
+      const ino = inodes.get(id);
+      if (!ino || ino.type !== FileType.REG || !ino.inline) {
+        problem('inline-orphan', `inline data of ${ino ? 'a file that is not inline' : 'a missing inode'}`, id);
+        continue;
+      }
+      if (v.length > ino.size) problem('inline-beyond-size', `${v.length} inline bytes, size is ${ino.size}`, id);
+    }
+    for (const ino of inodes.values()) if (ino.inline) report.inlineFiles++;
+
+    // data journal
+    const ckv = await db.get(KEY_DATA_CKPT);
+    const ckpt = ckv && ckv.length === 8 ? readU64BE(ckv, 0) : 0;
+    if (ckpt > state.applied) problem('journal', `data checkpoint ${ckpt} above applied ${state.applied}`);
+    for await (const [k, v] of db.iterator(range(P_JOURNAL))) {
+      if (readU64BE(k, 1) <= ckpt) continue; // obsolete, dropped with a later write
+      try {
+        decodeJournal(v);
+        report.journalRecords++;
+      } catch (e) {
+        problem('journal', `record ${k.toString('hex')}: ${String(e)}`);
+      }
+    }
+
     // pending unlinks
     for await (const k of db.keys(range(P_UNLINK))) {
       report.pendingUnlinks++;
@@ -242,6 +281,11 @@ export async function fsck(dataDir: string): Promise<FsckReport> {
           continue;
         }
         const st = await fsp.stat(path.join(dir, name));
+        if (ino.inline) {
+          // an empty one was created ahead of use; anything else is left over from a move out of inline
+          if (st.size > 0) problem('data-inline', `data file of an inline file holds ${st.size} bytes`, id);
+          continue;
+        }
         if (st.size > ino.size) problem('data-beyond-size', `data file holds ${st.size} bytes, size is ${ino.size}`, id);
       }
     }
@@ -256,7 +300,7 @@ export async function fsck(dataDir: string): Promise<FsckReport> {
 export function formatFsckReport(r: FsckReport): string {
   const lines = [
     `format ${r.formatVersion}, applied ${r.state?.applied ?? '?'}, next file id ${r.state?.nextFileId ?? '?'}, ${r.cleanShutdown ? 'clean' : 'not cleanly closed'}`,
-    `${r.inodes} inodes (${r.directories} directories, ${r.regularFiles} regular files), ${r.entries} entries, ${r.cookies} cookies, ${r.dataFiles} data files (${r.preallocated} pre-created), ${r.pendingUnlinks} pending unlinks`,
+    `${r.inodes} inodes (${r.directories} directories, ${r.regularFiles} regular files, ${r.inlineFiles} inline), ${r.entries} entries, ${r.cookies} cookies, ${r.dataFiles} data files (${r.preallocated} pre-created), ${r.pendingUnlinks} pending unlinks, ${r.journalRecords} journal records to replay`,
   ];
   for (const p of r.problems) lines.push(`PROBLEM ${p.kind}${p.fileid !== undefined ? ` [${p.fileid}]` : ''}: ${p.detail}`);
   lines.push(r.ok ? 'clean' : `${r.problems.length} problem(s)`);

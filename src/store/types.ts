@@ -237,4 +237,8 @@ export interface StoreOptions {
    * records the write, so a stable write costs one sync instead of a data fdatasync plus a metadata
    * sync; the data files catch up at background checkpoints (default 64 KiB; 0 journals nothing) */
   journalMaxWrite?: number;
+  /** a regular file keeps its data inline in LevelDB (no data file: one LevelDB write per stable
+   * write, nothing to open or fdatasync) while every byte written lies below this offset; a write
+   * beyond moves the data to a data file for good (default 16 KiB; 0: never inline) */
+  inlineMax?: number;
 }

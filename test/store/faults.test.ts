@@ -21,7 +21,7 @@ describe('store: durability and fault handling', function () {
   this.timeout(30000);
   let h: Harness;
   beforeEach(async () => {
-    h = await Harness.open();
+    h = await Harness.open(undefined, { inlineMax: 0 }); // these tests are about data files
   });
   afterEach(async () => {
     await h.destroy();
@@ -107,7 +107,7 @@ describe('store: durability and fault handling', function () {
     assert.equal((await h.write(f, 5, 'world', 2)).status, S.OK);
     assert.ok(await h.create(R, 'g'));
     assert.equal((await h.readAll(f)).toString(), 'helloworld');
-    await h.reopen();
+    await h.reopen({ inlineMax: 0 });
     assert.equal((await h.readAll(f)).toString(), 'helloworld');
     await h.store.close();
     const rep = await fsck(h.dir);
@@ -147,7 +147,7 @@ describe('store: durability and fault handling', function () {
     }
     const want = Buffer.concat([Buffer.alloc(5, 0x61), Buffer.alloc(15), Buffer.from('z')]);
     assert.ok((await h.readAll(f)).equals(want));
-    await h.reopen();
+    await h.reopen({ inlineMax: 0 });
     assert.ok((await h.readAll(f)).equals(want));
     await h.store.close();
     assert.deepEqual((await fsck(h.dir)).problems, []);

@@ -47,7 +47,7 @@ describe('store: data journal', function () {
   let h: Harness;
   const dirs: string[] = [];
   beforeEach(async () => {
-    h = await Harness.open();
+    h = await Harness.open(undefined, { inlineMax: 0 }); // data files, not inline data
   });
   afterEach(async () => {
     await h.destroy();
@@ -65,7 +65,7 @@ describe('store: data journal', function () {
     const img = await crashImage(h);
     dirs.push(img);
     await fsp.truncate(dataPath(img, f), 0); // the pages never reached the disk
-    const s2 = await openStore(img);
+    const s2 = await openStore(img, { inlineMax: 0 });
     try {
       assert.equal(s2.recovery.journalReplayed, 1);
       const r = await s2.read(f, 0, 100);
@@ -89,7 +89,7 @@ describe('store: data journal', function () {
     dirs.push(img);
     // the data file as it might be after a power loss: the write reached it, the cut did not
     await fsp.writeFile(dataPath(img, f), 'abcdefgh');
-    const s2 = await openStore(img);
+    const s2 = await openStore(img, { inlineMax: 0 });
     try {
       assert.equal(s2.recovery.journalReplayed, 3, 'write, cut, write');
       const r = await s2.read(f, 0, 8);
@@ -100,6 +100,25 @@ describe('store: data journal', function () {
     assert.deepEqual((await fsck(img)).problems, []);
   });
 
+  it('replay never writes old journaled bytes over a later write that bypassed the journal', async () => {
+    const f = await h.create(R, 'f');
+    await h.write(f, 0, Buffer.alloc(4096, 0x41), 2); // journaled
+    const big = Buffer.alloc(128 * 1024, 0x42);
+    await h.write(f, 0, big, 2); // too big for the journal: data file + barrier
+    assert.equal(h.store.stats.journalWrites, 1);
+    const img = await crashImage(h);
+    dirs.push(img);
+    const st = await journalState(img);
+    assert.ok(st.ckpt >= h.index - 1, `the big write's batch carries a checkpoint over the journaled write (${st.ckpt})`);
+    const s2 = await openStore(img, { inlineMax: 0 });
+    try {
+      assert.equal(s2.recovery.journalReplayed, 0);
+      assert.deepEqual(Buffer.from((await s2.read(f, 0, big.length)).data!), big);
+    } finally {
+      await s2.close();
+    }
+  });
+
   it('a removed file\'s journal records are skipped at replay', async () => {
     const f = await h.create(R, 'gone');
     await h.write(f, 0, 'bytes', 2);
@@ -108,7 +127,7 @@ describe('store: data journal', function () {
     await h.write(keep, 0, 'kept', 2);
     const img = await crashImage(h);
     dirs.push(img);
-    const s2 = await openStore(img);
+    const s2 = await openStore(img, { inlineMax: 0 });
     try {
       assert.equal(s2.recovery.journalReplayed, 1, 'only the live file');
       await assert.rejects(fsp.access(dataPath(img, f)), 'no data file comes back for the removed file');
@@ -131,7 +150,7 @@ describe('store: data journal', function () {
     const img = await crashImage(h);
     dirs.push(img);
     assert.deepEqual(await journalState(img), { records: 0, ckpt: upto });
-    const s2 = await openStore(img);
+    const s2 = await openStore(img, { inlineMax: 0 });
     try {
       assert.equal(s2.recovery.journalReplayed, 0);
       const r = await s2.read(f, 19 * 4096, 4096);
@@ -157,7 +176,7 @@ describe('store: data journal', function () {
     await h.write(f, 0, Buffer.alloc(128 * 1024, 7), 2);
     assert.equal(h.store.stats.journalWrites, 0, '128 KiB is not journaled by default');
     assert.ok(h.store.data.stats.fsyncs > before, 'its data file was fdatasynced before the reply');
-    await h.reopen({ journalMaxWrite: 0 });
+    await h.reopen({ journalMaxWrite: 0, inlineMax: 0 });
     const g = await h.create(R, 'small');
     await h.write(g, 0, 'tiny', 2);
     assert.equal(h.store.stats.journalWrites, 0);
@@ -170,7 +189,7 @@ describe('store: data journal', function () {
     await h.write(f, 8, '-stable', 2);
     await h.close();
     assert.deepEqual(await journalState(h.dir), { records: 0, ckpt: h.index });
-    h.store = await openStore(h.dir);
+    h.store = await openStore(h.dir, { inlineMax: 0 });
     assert.equal(h.store.recovery.journalReplayed, 0);
     assert.equal((await h.readAll(f)).toString(), 'unstable-stable');
   });

@@ -129,7 +129,7 @@ describe('store: ops and errors', function () {
     assert.equal((await h.op({ kind: 'rmdir', dir: d, name: '..' })).status, S.INVAL);
     assert.equal((await h.op({ kind: 'rmdir', dir: d, name: 'sub' })).status, S.OK);
     assert.equal(await h.store.getattr(sub), undefined);
-    await h.write(f, 0, 'data');
+    await h.write(f, 0, Buffer.alloc(32 * 1024, 1)); // beyond inline: a data file
     const dataPath = h.store.data.pathOf(f);
     await fsp.access(dataPath);
     const r = await h.op({ kind: 'remove', dir: d, name: 'f' });
@@ -419,6 +419,7 @@ describe('store: ops and errors', function () {
   });
 
   it('start-up finishes pending unlinks and cuts data beyond size', async () => {
+    await h.reopen({ inlineMax: 0 }); // files with data files
     const f = await h.create(R, 'f');
     const g = await h.create(R, 'g');
     await h.write(f, 0, 'abc');
