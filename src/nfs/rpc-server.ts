@@ -746,7 +746,7 @@ export class RpcServer {
     };
     // the args reader's buffer ends exactly where the record ends, so reading past it throws
     const args = new Reader(rec, undefined, verfEnd, n);
-    const t0 = process.hrtime.bigint();
+    const t0 = performance.now();
     this.metrics.callStarted(program.name, procLabel);
     let result: ProgramResult;
     try {
@@ -760,7 +760,7 @@ export class RpcServer {
         result = { kind: 'system_err' };
       }
     }
-    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    const seconds = (performance.now() - t0) / 1000;
     // procedures the program does not know are not metric labels (bounded label sets)
     const label = result?.kind === 'proc_unavail' ? 'unknown' : procLabel;
     let disposition: Disposition;
