@@ -52,15 +52,32 @@ export class HanfsMetrics implements NfsMetrics, RpcMetrics {
   private readonly drcInProgressDrops: Counter<'program' | 'proc'>;
   private readonly verifierRotations: Counter<'reason'>;
   private drcSource: DrcGaugeSource | undefined;
+  /**
+   * Counts kept in plain fields on the call path and handed to prom-client when the registry is
+   * scraped (the metrics' `collect`): a prom-client update with labels builds and hashes a label
+   * key, several per call showed in profiles. Calls in flight by program; calls finished since the
+   * last scrape by program and procedure; READ/WRITE data bytes since the last scrape.
+   */
+  private readonly inflightNow = new Map<string, number>();
+  private readonly unpublishedCalls = new Map<string, Map<string, number>>();
+  private unpublishedRead = 0;
+  private unpublishedWritten = 0;
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
+    const self = this;
     if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
     this.requests = new Counter({
       name: 'hanfs_rpc_requests_total',
       help: 'ONC RPC calls answered or dropped, by program and procedure',
       labelNames: ['program', 'proc'],
       registers,
+      collect() {
+        for (const [program, procs] of self.unpublishedCalls) {
+          for (const [proc, n] of procs) if (n > 0) this.inc({ program, proc }, n);
+          procs.clear();
+        }
+      },
     });
     this.duration = new Histogram({
       name: 'hanfs_rpc_duration_seconds',
@@ -74,6 +91,9 @@ export class HanfsMetrics implements NfsMetrics, RpcMetrics {
       help: 'ONC RPC calls being processed',
       labelNames: ['program'],
       registers,
+      collect() {
+        for (const [program, n] of self.inflightNow) this.set({ program }, n);
+      },
     });
     this.rpcErrors = new Counter({
       name: 'hanfs_rpc_errors_total',
@@ -87,8 +107,26 @@ export class HanfsMetrics implements NfsMetrics, RpcMetrics {
       labelNames: ['proc', 'status'],
       registers,
     });
-    this.read = new Counter({ name: 'hanfs_nfs_bytes_read_total', help: 'File data bytes returned by READ', registers });
-    this.written = new Counter({ name: 'hanfs_nfs_bytes_written_total', help: 'File data bytes accepted by WRITE', registers });
+    // a counter published from a plain field on scrape: take() returns what was added since then
+    const publishedOnScrape = (name: string, help: string, take: () => number) =>
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          this.inc(take());
+        },
+      });
+    this.read = publishedOnScrape('hanfs_nfs_bytes_read_total', 'File data bytes returned by READ', () => {
+      const n = self.unpublishedRead;
+      self.unpublishedRead = 0;
+      return n;
+    });
+    this.written = publishedOnScrape('hanfs_nfs_bytes_written_total', 'File data bytes accepted by WRITE', () => {
+      const n = self.unpublishedWritten;
+      self.unpublishedWritten = 0;
+      return n;
+    });
     this.connections = new Gauge({ name: 'hanfs_rpc_connections', help: 'Open TCP connections', registers });
     this.drops = new Counter({
       name: 'hanfs_rpc_dropped_total',
@@ -160,12 +198,14 @@ export class HanfsMetrics implements NfsMetrics, RpcMetrics {
   }
 
   callStarted(program: string): void {
-    this.inflight.inc({ program });
+    this.inflightNow.set(program, (this.inflightNow.get(program) ?? 0) + 1);
   }
 
   callFinished(program: string, proc: string, seconds: number, outcome: string): void {
-    this.inflight.dec({ program });
-    this.requests.inc({ program, proc });
+    this.inflightNow.set(program, (this.inflightNow.get(program) ?? 0) - 1);
+    let procs = this.unpublishedCalls.get(program);
+    if (procs === undefined) this.unpublishedCalls.set(program, (procs = new Map()));
+    procs.set(proc, (procs.get(proc) ?? 0) + 1);
     this.duration.observe({ program, proc }, seconds);
     if (outcome !== 'SUCCESS') this.rpcErrors.inc({ program, proc, stat: outcome });
   }
@@ -189,11 +229,11 @@ export class HanfsMetrics implements NfsMetrics, RpcMetrics {
   }
 
   bytesRead(n: number): void {
-    this.read.inc(n);
+    this.unpublishedRead += n;
   }
 
   bytesWritten(n: number): void {
-    this.written.inc(n);
+    this.unpublishedWritten += n;
   }
 }
 

@@ -21,7 +21,17 @@ export interface Export {
 
 interface ExportEntry extends Export {
   readonly acl: BlockList;
+  /** verdicts of `acl` by peer address as the socket reported it (see ACL_CACHE_MAX) */
+  readonly verdicts: Map<string, boolean>;
 }
+
+/**
+ * Peer addresses whose ACL verdict is kept per export. BlockList.check parses the address into a
+ * SocketAddress on every call, which showed in per-call profiles; a client keeps its address, so
+ * the verdict is looked up instead. Past the bound the cache starts over (a client flood costs
+ * parsing again, never memory).
+ */
+export const ACL_CACHE_MAX = 1024;
 
 const MAPPED_V4 = /^::ffff:(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})$/i;
 
@@ -86,6 +96,7 @@ export class ExportTable {
       readOnly: c.readOnly,
       clients: [...c.clients],
       acl: buildAcl(c.clients),
+      verdicts: new Map<string, boolean>(),
     }));
     for (const e of this.list) {
       if (this.ids.has(e.id)) throw new Error(`duplicate export id ${e.id}`);
@@ -110,7 +121,14 @@ export class ExportTable {
   /** May a client at `address` (as the socket reports it) use this export? */
   clientAllowed(exp: Export, address: string): boolean {
     const e = this.ids.get(exp.id);
-    return e !== undefined && e === exp && aclAdmits(e.acl, address);
+    if (e === undefined || e !== exp) return false;
+    let ok = e.verdicts.get(address);
+    if (ok === undefined) {
+      ok = aclAdmits(e.acl, address);
+      if (e.verdicts.size >= ACL_CACHE_MAX) e.verdicts.clear();
+      e.verdicts.set(address, ok);
+    }
+    return ok;
   }
 
   /**

@@ -13,6 +13,12 @@
  * secret; it only makes a random or damaged handle fail with BADHANDLE instead of naming some file.
  * The root is always encoded with file id 0 and generation 0 so it has exactly one handle however
  * it was reached (MNT, LOOKUP "..", READDIRPLUS), and MOUNT can make it without asking the store.
+ *
+ * SHA-256 costs more than the rest of a GETATTR's decoding, so the checksums of recently made or
+ * verified handles are kept per process (bytes 0..19 → bytes 20..31, at most CHECKSUM_CACHE_MAX,
+ * oldest dropped first; a handle that fails the check is not kept). Only checksums computed here go
+ * in, so a forged or damaged handle is still compared against the true checksum of its first 20
+ * bytes and refused; the bytes of every handle are unchanged.
  */
 import { createHash } from 'node:crypto';
 
@@ -43,6 +49,27 @@ function checksum(head: Uint8Array): Buffer {
   return createHash('sha256').update(DOMAIN).update(head).digest();
 }
 
+/** checksums kept (see the module comment); about 150 bytes each */
+export const CHECKSUM_CACHE_MAX = 8192;
+/** latin1 string of bytes 0..19 → latin1 string of bytes 20..31 (insertion order = age) */
+const sums = new Map<string, string>();
+const latin1Slice: (this: Uint8Array, start: number, end: number) => string = (Buffer.prototype as any).latin1Slice;
+
+function remember(head: string, sum: string): void {
+  if (sums.size >= CHECKSUM_CACHE_MAX) sums.delete(sums.keys().next().value as string);
+  sums.set(head, sum);
+}
+
+/** the true checksum of bytes 0..19 of `fh`, as a 12-character latin1 string */
+function computeSum(fh: Uint8Array): string {
+  return latin1Slice.call(checksum(fh.subarray(0, SUM_OFFSET)), 0, SUM_BYTES);
+}
+
+/** entries in the checksum cache (tests) */
+export function checksumCacheSize(): number {
+  return sums.size;
+}
+
 export function encodeHandle(exportId: number, fileId: number, generation: number): Buffer {
   if (!Number.isSafeInteger(fileId) || fileId < 0) throw new RangeError(`bad file id ${fileId}`);
   if (!Number.isInteger(exportId) || exportId < 0 || exportId > MAX_U32) throw new RangeError(`bad export id ${exportId}`);
@@ -53,7 +80,10 @@ export function encodeHandle(exportId: number, fileId: number, generation: numbe
   fh.writeUInt32BE(Math.floor(fileId / 0x100000000), 8);
   fh.writeUInt32BE(fileId >>> 0, 12);
   fh.writeUInt32BE(generation >>> 0, 16);
-  checksum(fh.subarray(0, SUM_OFFSET)).copy(fh, SUM_OFFSET, 0, SUM_BYTES);
+  const head = latin1Slice.call(fh, 0, SUM_OFFSET);
+  let sum = sums.get(head);
+  if (sum === undefined) remember(head, (sum = computeSum(fh)));
+  fh.write(sum, SUM_OFFSET, SUM_BYTES, 'latin1');
   return fh;
 }
 
@@ -70,6 +100,10 @@ export function rootHandle(exportId: number): Buffer {
   return encodeHandle(exportId, ROOT_HANDLE_FILE_ID, 0);
 }
 
+function u32(b: Uint8Array, off: number): number {
+  return ((b[off] << 24) | (b[off + 1] << 16) | (b[off + 2] << 8) | b[off + 3]) >>> 0;
+}
+
 /**
  * Parse a handle. undefined means it is not one of ours (wrong length, version, reserved bytes or
  * checksum): answer NFS3ERR_BADHANDLE. Whether the file still exists is the caller's question
@@ -77,12 +111,14 @@ export function rootHandle(exportId: number): Buffer {
  */
 export function decodeHandle(fh: Uint8Array): HandleFields | undefined {
   if (fh.length !== FH_SIZE || fh[0] !== FH_VERSION || fh[1] !== 0 || fh[2] !== 0 || fh[3] !== 0) return undefined;
-  const b = Buffer.from(fh.buffer, fh.byteOffset, fh.length);
-  const sum = checksum(b.subarray(0, SUM_OFFSET));
-  for (let i = 0; i < SUM_BYTES; i++) if (sum[i] !== b[SUM_OFFSET + i]) return undefined;
-  const hi = b.readUInt32BE(8);
+  const hi = u32(fh, 8);
   // file ids are below 2^53 (store contract); a larger one was never issued
   if (hi >= 0x200000) return undefined;
-  const fileId = hi * 0x100000000 + b.readUInt32BE(12);
-  return { exportId: b.readUInt32BE(4), fileId, generation: b.readUInt32BE(16) };
+  const head = latin1Slice.call(fh, 0, SUM_OFFSET);
+  const known = sums.get(head);
+  const sum = known ?? computeSum(fh);
+  for (let i = 0; i < SUM_BYTES; i++) if (sum.charCodeAt(i) !== fh[SUM_OFFSET + i]) return undefined;
+  // only a handle that checked out is remembered: random handles cannot push good ones out
+  if (known === undefined) remember(head, sum);
+  return { exportId: u32(fh, 4), fileId: hi * 0x100000000 + u32(fh, 12), generation: u32(fh, 16) };
 }

@@ -188,3 +188,21 @@ export function encodeRecord(parts: Uint8Array[], maxFragment = LENGTH_MASK): Ui
   }
   return out;
 }
+
+/**
+ * A record of `total` bytes (the sum of `parts`) that fits in one fragment, as one buffer: the
+ * fragment header followed by copies of the parts. For small replies one copy of a few hundred bytes
+ * is cheaper than writing header and parts as separate chunks (one write instead of a corked writev).
+ */
+export function joinRecord(parts: readonly Uint8Array[], total: number): Buffer {
+  if (total > LENGTH_MASK) throw new RangeError('record too large for one fragment');
+  const out = Buffer.allocUnsafe(4 + total);
+  out.writeUInt32BE((LAST_FRAGMENT | total) >>> 0, 0);
+  let o = 4;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  if (o !== 4 + total) throw new RangeError('parts do not add up to the record length');
+  return out;
+}

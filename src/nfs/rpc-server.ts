@@ -25,7 +25,7 @@ import type { Logger } from '../log';
 import type { RpcMetrics } from '../metrics';
 import { AuthFlavor, type AuthSys, type ProgramResult, type RpcCallContext, type RpcProgram } from './rpc-program';
 import { AuthStat, MAX_AUTH_BYTES, checkAuth } from './auth';
-import { RecordDecoder, TooManyFragmentsError, encodeRecord } from './record-marking';
+import { RecordDecoder, TooManyFragmentsError, encodeRecord, joinRecord } from './record-marking';
 import { normalizeAddress } from './exports';
 import { DuplicateRequestCache, type DrcLimits, type DrcToken } from './duplicate-request-cache';
 
@@ -746,7 +746,7 @@ export class RpcServer {
     };
     // the args reader's buffer ends exactly where the record ends, so reading past it throws
     const args = new Reader(rec, undefined, verfEnd, n);
-    const t0 = process.hrtime.bigint();
+    const t0 = performance.now();
     this.metrics.callStarted(program.name, procLabel);
     let result: ProgramResult;
     try {
@@ -760,7 +760,7 @@ export class RpcServer {
         result = { kind: 'system_err' };
       }
     }
-    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    const seconds = (performance.now() - t0) / 1000;
     // procedures the program does not know are not metric labels (bounded label sets)
     const label = result?.kind === 'proc_unavail' ? 'unknown' : procLabel;
     let disposition: Disposition;
@@ -809,6 +809,9 @@ export class RpcServer {
 }
 
 export { ACCEPT_STAT_NAMES, AUTH_STAT_NAMES };
+
+/** replies up to this size are copied into one buffer with their record mark (joinRecord) */
+const JOIN_REPLY_MAX = 16 * 1024;
 
 /** One TCP connection: record marking in, pipelined calls, replies out in completion order. */
 class TcpConnection {
@@ -999,9 +1002,21 @@ class TcpConnection {
       this.metrics.dropped(d.reason);
       return;
     }
-    const chunks = encodeRecord(d.parts, this.maxReplyFragment);
+    let size = 0;
+    for (const p of d.parts) size += p.length;
     // the reply is held until the socket has written it out: a client that does not read its replies
     // makes the connection stop (updateFlow, pump) instead of queueing replies without bound
+    if (size <= JOIN_REPLY_MAX && (this.maxReplyFragment === undefined || size <= this.maxReplyFragment)) {
+      // small reply (all but READ data): one buffer, one write
+      const total = size + 4;
+      this.unsent += total;
+      this.server.holdReply(total);
+      if (this.released) return; // shed: this connection had the largest backlog
+      this.sock.write(joinRecord(d.parts, size), () => this.written(total));
+      this.checkBacklog(false);
+      return;
+    }
+    const chunks = encodeRecord(d.parts, this.maxReplyFragment);
     let total = 0;
     for (const c of chunks) total += c.length;
     this.unsent += total;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import type { RpcServer } from '../../src/nfs/rpc-server';
 import { MountProgram } from '../../src/nfs/mount';
 import { PortmapProgram, daemonRegistrations } from '../../src/nfs/portmap';
-import { ExportTable, effectiveCred } from '../../src/nfs/exports';
+import { ACL_CACHE_MAX, ExportTable, effectiveCred } from '../../src/nfs/exports';
 import { defaultExport } from '../../src/config';
 import { silentLogger } from '../../src/log';
 import { RawTcpClient, callMsg, newServer, parseReply, udpCall, xdrStr, type Reply } from './helpers';
@@ -212,6 +212,15 @@ describe('export table', () => {
     assert.equal(t.clientAllowed(mapped, '172.16.3.4'), true);
     assert.equal(t.clientAllowed(mapped, '172.32.0.1'), false);
     assert.equal(t.clientAllowed(v4, 'not-an-ip'), false);
+    // verdicts are remembered per export and address: asked again, and across the cache bound
+    for (let round = 0; round < 2; round++) {
+      assert.equal(t.clientAllowed(v4, '192.168.1.77'), true);
+      assert.equal(t.clientAllowed(v4, '192.168.2.1'), false);
+      assert.equal(t.clientAllowed(v6, '192.168.1.77'), false);
+      assert.equal(t.clientAllowed(mapped, '172.16.3.4'), true);
+      assert.equal(t.clientAllowed(v4, 'not-an-ip'), false);
+      for (let i = 0; i < ACL_CACHE_MAX + 10; i++) assert.equal(t.clientAllowed(v4, `10.1.${i >> 8}.${i & 255}`), false);
+    }
     assert.equal(t.byId(2), v6);
     assert.equal(t.byId(9), undefined);
   });

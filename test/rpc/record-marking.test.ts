@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { RecordDecoder, RecordTooLargeError, TooManyFragmentsError, encodeRecord } from '../../src/nfs/record-marking';
+import { RecordDecoder, RecordTooLargeError, TooManyFragmentsError, encodeRecord, joinRecord } from '../../src/nfs/record-marking';
 import { u32be } from './helpers';
 
 function frag(body: Uint8Array, last: boolean): Buffer {
@@ -119,5 +119,15 @@ describe('record marking', () => {
     assert.equal(split.readUInt32BE(16), (0x80000000 | 4) >>> 0);
     const d = new RecordDecoder({ maxRecordBytes: 100 });
     assert.deepEqual(Buffer.from(d.push(split)[0]), Buffer.concat([a, b]));
+  });
+
+  it('joins a small record into one buffer: header and parts, byte for byte', () => {
+    const a = bytes(5);
+    const b = bytes(7, 9);
+    const joined = joinRecord([a, new Uint8Array(0), b], 12);
+    assert.deepEqual(joined, Buffer.concat(encodeRecord([a, b])));
+    const d = new RecordDecoder({ maxRecordBytes: 100 });
+    assert.deepEqual(Buffer.from(d.push(joined)[0]), Buffer.concat([a, b]));
+    assert.throws(() => joinRecord([a, b], 13), RangeError);
   });
 });
