@@ -818,6 +818,8 @@ class TcpConnection {
   private readonly decoder: RecordDecoder;
   private readonly queue: Uint8Array[] = [];
   private inflight = 0;
+  /** the socket is corked until the next setImmediate (corkUntilImmediate) */
+  private corkedForTurn = false;
   private paused = false;
   /** server shutdown: start no new calls */
   private stopped = false;
@@ -1004,6 +1006,7 @@ class TcpConnection {
     }
     let size = 0;
     for (const p of d.parts) size += p.length;
+    this.corkUntilImmediate();
     // the reply is held until the socket has written it out: a client that does not read its replies
     // makes the connection stop (updateFlow, pump) instead of queueing replies without bound
     if (size <= JOIN_REPLY_MAX && (this.maxReplyFragment === undefined || size <= this.maxReplyFragment)) {
@@ -1029,6 +1032,21 @@ class TcpConnection {
     }
     this.sock.uncork();
     this.checkBacklog(false);
+  }
+
+  /**
+   * Replies finished in the same turn of the event loop (e.g. every caller a group commit released)
+   * go out in one writev: the socket stays corked until the check phase of this turn, which runs
+   * before the loop waits for I/O again, so no reply waits for anything but the others.
+   */
+  private corkUntilImmediate(): void {
+    if (this.corkedForTurn) return;
+    this.corkedForTurn = true;
+    this.sock.cork();
+    setImmediate(() => {
+      this.corkedForTurn = false;
+      if (!this.sock.destroyed) this.sock.uncork();
+    });
   }
 
   /**
