@@ -636,7 +636,7 @@ export class LevelBlockStore implements BlockStore {
     for await (const [, v] of this.db.iterator(journalRangeAfter(ckpt))) {
       const r = decodeJournal(v);
       const ino = await this.loadInode(r.fileid, false);
-      if (!ino || ino.type !== FileType.REG) continue;
+      if (!ino || ino.type !== FileType.REG || ino.inline) continue;
       if (r.kind === JOURNAL_WRITE) await this.data.write(r.fileid, r.offset, r.data);
       else await this.data.truncate(r.fileid, r.size);
       replayed++;
