@@ -354,7 +354,7 @@ async function latency(s: Server): Promise<Metrics> {
   const c = s.client;
   const n = Number(opts['lat-calls']);
   const run = async (f: () => Promise<unknown>): Promise<number[]> => {
-    for (let i = 0; i < Math.min(200, n); i++) await f();
+    for (let i = 0; i < Math.min(2000, n); i++) await f(); // warm-up: steady state, JIT-compiled paths
     const out: number[] = [];
     for (let i = 0; i < n; i++) {
       const t = now();

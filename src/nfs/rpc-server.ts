@@ -1006,7 +1006,8 @@ class TcpConnection {
     }
     let size = 0;
     for (const p of d.parts) size += p.length;
-    this.corkUntilImmediate();
+    // other calls of this connection are under way: let replies that finish in this turn share a writev
+    if (this.inflight > 1 || this.queue.length > 0) this.corkUntilImmediate();
     // the reply is held until the socket has written it out: a client that does not read its replies
     // makes the connection stop (updateFlow, pump) instead of queueing replies without bound
     if (size <= JOIN_REPLY_MAX && (this.maxReplyFragment === undefined || size <= this.maxReplyFragment)) {
@@ -1037,7 +1038,8 @@ class TcpConnection {
   /**
    * Replies finished in the same turn of the event loop (e.g. every caller a group commit released)
    * go out in one writev: the socket stays corked until the check phase of this turn, which runs
-   * before the loop waits for I/O again, so no reply waits for anything but the others.
+   * before the loop waits for I/O again, so no reply waits for anything but the others. A lone call
+   * (nothing else in flight on the connection) is written at once.
    */
   private corkUntilImmediate(): void {
     if (this.corkedForTurn) return;
