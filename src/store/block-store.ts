@@ -565,17 +565,9 @@ export class LevelBlockStore implements BlockStore {
     }
   }
 
-  /** @internal */
-  /** @internal directory entry value, for readers */
-  async getEntry(dir: number, name: string): Promise<Buffer | undefined> {
-    const o = this.entryOverlay.get(entryOverlayKey(dir, name));
-    if (o) return o.v ?? undefined;
-    this.stats.dbReads++;
-    return this.db.get(entryKey(dir, name));
-  }
-
-  /** @internal Synchronous point read for apply(): memtable / block cache hits cost microseconds,
-   * where a thread pool round trip costs far more; applies are serial anyway. */
+  /** @internal Synchronous point read of a directory entry (applies and readers alike): memtable /
+   * block cache hits cost microseconds, where a thread pool round trip costs far more. Overlay and
+   * LevelDB are read in the same tick, so no batch write can slip in between. */
   getEntrySync(dir: number, name: string): Buffer | undefined {
     const o = this.entryOverlay.get(entryOverlayKey(dir, name));
     if (o) return o.v ?? undefined;
@@ -590,30 +582,26 @@ export class LevelBlockStore implements BlockStore {
     return this.db.getSync(inodeKey(id));
   }
 
-  private async getInode(id: number): Promise<Buffer | undefined> {
-    const o = this.inodeOverlay.get(id);
-    if (o) return o.v ?? undefined;
-    this.stats.dbReads++;
-    return this.db.get(inodeKey(id));
+  /**
+   * @internal read an inode through the cache. A miss reads the overlay and LevelDB synchronously
+   * (`getSync`), for applies and readers alike: no op can commit between the read and the cache fill,
+   * so what is cached is never older than the newest commit (a reader that awaited a thread-pool
+   * `get` could otherwise cache a record an op replaced meanwhile). `_locked` (the caller holds the
+   * apply mutex) no longer changes anything.
+   */
+  async loadInode(id: number, _locked: boolean): Promise<Inode | undefined> {
+    return this.inodeSync(id);
   }
 
-  /** @internal read an inode through the cache. `locked`: caller holds the apply mutex. */
-  async loadInode(id: number, locked: boolean): Promise<Inode | undefined> {
+  /** loadInode without the promise, for the read paths. */
+  private inodeSync(id: number): Inode | undefined {
     if (!Number.isSafeInteger(id) || id <= 0) return undefined;
     const c = this.cache.get(id);
     if (c) return c;
-    if (locked) {
-      const v = this.getInodeSync(id);
-      if (!v) return undefined;
-      const i = decodeInode(v);
-      this.cache.set(id, i);
-      return i;
-    }
-    const seq = this.mutSeq;
-    const v = await this.getInode(id);
+    const v = this.getInodeSync(id);
     if (!v) return undefined;
     const i = decodeInode(v);
-    if (locked || seq === this.mutSeq) this.cache.set(id, i);
+    this.cache.set(id, i);
     return i;
   }
 
@@ -1410,34 +1398,34 @@ export class LevelBlockStore implements BlockStore {
 
   async getattr(file: FileId): Promise<Attr | undefined> {
     this.check();
-    const i = await this.loadInode(file, false);
+    const i = this.inodeSync(file);
     return i ? toAttr(i) : undefined;
   }
 
   async lookup(dir: FileId, name: string): Promise<{ status: S; obj?: Attr; dirAttr?: Attr }> {
     this.check();
-    const d = await this.loadInode(dir, false);
+    const d = this.inodeSync(dir);
     if (!d) return { status: S.STALE };
     const dirAttr = toAttr(d);
     if (d.type !== FileType.DIR) return { status: S.NOTDIR, dirAttr };
     if (name === '.') return { status: S.OK, obj: dirAttr, dirAttr };
     if (name === '..') {
-      const p = d.parent === d.fileid ? d : await this.loadInode(d.parent, false);
+      const p = d.parent === d.fileid ? d : this.inodeSync(d.parent);
       return p ? { status: S.OK, obj: toAttr(p), dirAttr } : { status: S.STALE, dirAttr };
     }
     const s = checkName(name);
     if (s === S.NAMETOOLONG) return { status: s, dirAttr };
     if (s !== S.OK) return { status: S.NOENT, dirAttr };
-    const v = await this.getEntry(dir, name);
+    const v = this.getEntrySync(dir, name);
     if (!v) return { status: S.NOENT, dirAttr };
-    const obj = await this.loadInode(decodeEntry(v).fileid, false);
+    const obj = this.inodeSync(decodeEntry(v).fileid);
     if (!obj) return { status: S.NOENT, dirAttr };
     return { status: S.OK, obj: toAttr(obj), dirAttr };
   }
 
   async readdir(dir: FileId, cookie: number, cookieverf: string | undefined, maxEntries: number): Promise<ReaddirResult> {
     this.check();
-    const d = await this.loadInode(dir, false);
+    const d = this.inodeSync(dir);
     if (!d) return { status: S.STALE, entries: [], eof: false, cookieverf: '0000000000000000' };
     const verf = cookieVerf(d);
     const dirAttr = toAttr(d);
@@ -1494,7 +1482,7 @@ export class LevelBlockStore implements BlockStore {
 
   async read(file: FileId, offset: number, count: number): Promise<{ status: S; attr?: Attr; data?: Uint8Array; eof?: boolean }> {
     this.check();
-    const i = await this.loadInode(file, false);
+    const i = this.inodeSync(file);
     if (!i) return { status: S.STALE };
     const attr = toAttr(i);
     if (i.type === FileType.DIR) return { status: S.ISDIR, attr };
@@ -1507,7 +1495,7 @@ export class LevelBlockStore implements BlockStore {
 
   async readlink(file: FileId): Promise<{ status: S; attr?: Attr; target?: string }> {
     this.check();
-    const i = await this.loadInode(file, false);
+    const i = this.inodeSync(file);
     if (!i) return { status: S.STALE };
     if (i.type !== FileType.LNK) return { status: S.INVAL, attr: toAttr(i) };
     return { status: S.OK, attr: toAttr(i), target: i.target };
