@@ -1,14 +1,113 @@
 import { strict as assert } from 'node:assert';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { Nfs3Status as S } from '../../src/store/types';
+import { SLOW_SYNC_READS_OFF, SYNC_READ_MAX } from '../../src/store/data-files';
 import { Harness } from './helpers';
 
 const R = 1; // root fileid
+
+/** Data files of this store the process has open (from /proc/self/fd). */
+function openDataFiles(h: Harness): string[] {
+  const out: string[] = [];
+  for (const fd of readdirSync('/proc/self/fd')) {
+    let target: string;
+    try {
+      target = readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      continue; // closed meanwhile (readdir's own descriptor)
+    }
+    if (target.startsWith(h.store.data.blocksDir)) out.push(target);
+  }
+  return out;
+}
 
 describe('store: read paths', function () {
   this.timeout(20000);
   let h: Harness;
   afterEach(async () => {
     await h.destroy();
+  });
+
+  it('small reads are synchronous and read data, holes, and zeros beyond the data file', async () => {
+    h = await Harness.open();
+    const f = await h.create(R, 'f');
+    await h.write(f, 0, 'abc');
+    await h.write(f, 10_000, 'xyz');
+    const empty = await h.create(R, 'empty'); // no data file
+    assert.equal((await h.op({ kind: 'setattr', file: empty, attrs: { size: 5000 } })).status, S.OK);
+    const st = h.store.data.readStats;
+    const before = { ...st };
+    const r = await h.store.read(f, 0, 10_003);
+    const d = Buffer.from(r.data!);
+    assert.equal(d.subarray(0, 3).toString(), 'abc');
+    assert.ok(d.subarray(3, 10_000).every((b) => b === 0), 'hole reads as zeros');
+    assert.equal(d.subarray(10_000).toString(), 'xyz');
+    assert.equal(r.eof, true);
+    const e = await h.store.read(empty, 0, 5000);
+    assert.deepEqual(Buffer.from(e.data!), Buffer.alloc(5000), 'no data file: zeros');
+    assert.equal(st.sync - before.sync, 2);
+    assert.equal(st.async - before.async, 0);
+    // a large read goes through the thread pool
+    await h.write(f, SYNC_READ_MAX * 2, 'end');
+    const big = await h.store.read(f, 0, SYNC_READ_MAX * 2 + 3);
+    assert.equal(Buffer.from(big.data!).subarray(SYNC_READ_MAX * 2).toString(), 'end');
+    assert.equal(st.async - before.async, 1);
+  });
+
+  it('a read-only descriptor sees later writes and truncations, and closes when the file is removed', async () => {
+    h = await Harness.open();
+    const f = await h.create(R, 'f');
+    await h.write(f, 0, 'hello world');
+    // a fresh store has no descriptor cached: the read opens its own read-only one
+    await h.reopen();
+    assert.equal(Buffer.from((await h.store.read(f, 0, 11)).data!).toString(), 'hello world');
+    assert.deepEqual(openDataFiles(h), [h.store.data.pathOf(f)], 'the read opened one descriptor');
+    await h.write(f, 0, 'HELLO');
+    assert.equal(Buffer.from((await h.store.read(f, 0, 11)).data!).toString(), 'HELLO world');
+    assert.equal((await h.op({ kind: 'setattr', file: f, attrs: { size: 2 } })).status, S.OK);
+    assert.equal((await h.op({ kind: 'setattr', file: f, attrs: { size: 11 } })).status, S.OK);
+    assert.deepEqual(Buffer.from((await h.store.read(f, 0, 11)).data!), Buffer.from('HE\0\0\0\0\0\0\0\0\0'));
+    assert.equal((await h.op({ kind: 'remove', dir: R, name: 'f' })).status, S.OK);
+    assert.deepEqual(
+      openDataFiles(h).filter((p) => p.includes(h.store.data.pathOf(f))),
+      [],
+      'no descriptor of the removed data file stays open',
+    );
+  });
+
+  it('read-only descriptors are bounded by fdCacheSize', async () => {
+    h = await Harness.open(undefined, { fdCacheSize: 4 });
+    const files: number[] = [];
+    for (let i = 0; i < 12; i++) {
+      const f = await h.create(R, `f${i}`);
+      await h.write(f, 0, `data ${i}`);
+      files.push(f);
+    }
+    await h.reopen({ fdCacheSize: 4 });
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < files.length; i++) {
+        assert.equal((await h.readAll(files[i])).toString(), `data ${i}`);
+        assert.ok(openDataFiles(h).length <= 4, `at most 4 descriptors open, not ${openDataFiles(h).length}`);
+      }
+    }
+  });
+
+  it('slow synchronous reads send the next reads through the thread pool', async () => {
+    h = await Harness.open();
+    const f = await h.create(R, 'f');
+    await h.write(f, 0, 'abcdef');
+    const st = h.store.data.readStats;
+    const read = async () => assert.equal(Buffer.from((await h.store.read(f, 0, 6)).data!).toString(), 'abcdef');
+    // one slow read in 16 (a preempted thread) changes nothing
+    for (let i = 0; i < 32; i++) {
+      h.store.data.slowSyncReadMs = i % 16 === 0 ? -1 : 1000;
+      await read();
+    }
+    assert.deepEqual([st.sync, st.slow, st.backoffs, st.async], [32, 2, 0, 0]);
+    // reads that keep being slow (the disk): off after SLOW_SYNC_READS_OFF of them
+    h.store.data.slowSyncReadMs = -1;
+    for (let i = 0; i < SLOW_SYNC_READS_OFF + 3; i++) await read();
+    assert.deepEqual([st.sync, st.slow, st.backoffs, st.async], [32 + SLOW_SYNC_READS_OFF, 2 + SLOW_SYNC_READS_OFF, 1, 3]);
   });
 
   it('a cache miss never caches attributes older than the newest op', async () => {
