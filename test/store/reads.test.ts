@@ -125,4 +125,70 @@ describe('store: read paths', function () {
       assert.equal(l.obj!.mode & 0o777, 0o600);
     }
   });
+
+  it('getattrMany: same attributes as getattr, for dense and sparse ids, cached or not, live or gone', async () => {
+    h = await Harness.open(undefined, { inodeCacheSize: 16 });
+    const ids: number[] = [];
+    for (let i = 0; i < 60; i++) ids.push(await h.create(R, `f${i}`, undefined, { mode: 0o600 + (i % 8) }));
+    for (const i of [3, 17, 40]) assert.equal((await h.op({ kind: 'remove', dir: R, name: `f${i}` })).status, S.OK);
+    const cases = [
+      ids, // dense: one range scan
+      ids.filter((_, i) => i % 7 === 0), // sparse: point reads
+      [...ids].reverse(),
+      [ids[5], 999_999, -1, 0, 1.5, ids[5], R],
+    ];
+    for (const c of cases) {
+      const many = await h.store.getattrMany(c);
+      const one = await Promise.all(c.map((id) => h.store.getattr(id)));
+      assert.deepEqual(many, one);
+    }
+    assert.equal((await h.store.getattrMany([ids[3]]))[0], undefined, 'removed');
+  });
+
+  it('getattrMany neither fills nor reorders the inode cache', async () => {
+    h = await Harness.open(undefined, { inodeCacheSize: 8 });
+    const ids: number[] = [];
+    for (let i = 0; i < 40; i++) ids.push(await h.create(R, `f${i}`));
+    const hot = ids[39]; // just created: cached
+    await h.store.getattr(hot);
+    const st = h.store.stats;
+    let reads = st.dbReads;
+    await h.store.getattrMany(ids.slice(0, 30));
+    assert.ok(st.dbReads > reads, 'the evicted inodes were read from LevelDB');
+    reads = st.dbReads;
+    await h.store.getattr(hot);
+    assert.equal(st.dbReads, reads, 'the hot inode is still cached');
+    await h.store.getattr(ids[0]);
+    assert.equal(st.dbReads, reads + 1, 'a listed inode was not cached');
+  });
+
+  it('getattrMany: an op applied while its range scan runs is seen (the scan is not served stale)', async () => {
+    h = await Harness.open(undefined, { inodeCacheSize: 2 });
+    const ids: number[] = [];
+    for (let i = 0; i < 32; i++) ids.push(await h.create(R, `f${i}`, undefined, { mode: 0o644 }));
+    // hold the range scan until an op has changed one of the inodes it reads
+    const db = (h.store as unknown as { db: { iterator: (o: unknown) => { nextv: (n: number) => Promise<unknown> } } }).db;
+    const iterator = db.iterator;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let held = 0;
+    db.iterator = function (this: unknown, o: unknown) {
+      const it = iterator.call(this, o);
+      const nextv = it.nextv;
+      it.nextv = async function (this: unknown, n: number) {
+        held++;
+        await gate;
+        return nextv.call(this, n);
+      };
+      return it;
+    };
+    const pending = h.store.getattrMany(ids);
+    assert.equal((await h.op({ kind: 'setattr', file: ids[5], attrs: { mode: 0o600 } })).status, S.OK);
+    release();
+    const many = await pending;
+    db.iterator = iterator;
+    assert.ok(held > 0, 'getattrMany used a range scan');
+    assert.equal(many[5]!.mode & 0o777, 0o600);
+    assert.deepEqual(many, await Promise.all(ids.map((id) => h.store.getattr(id))));
+  });
 });
