@@ -1447,14 +1447,18 @@ export class LevelBlockStore implements BlockStore {
     const span = hi - lo + 1;
     if (misses.length >= SCAN_MIN && span <= misses.length * SCAN_SPAN) {
       const applied = this.appliedIndex;
-      const found = new Map<number, Buffer>();
-      const it = this.db.iterator({ gte: inodeKey(lo), lt: inodeKey(hi + 1), limit: span });
+      // values only (an inode record holds its file id): the keys would double the buffers made
+      const found = new Map<number, Inode>();
+      const it = this.db.values({ gte: inodeKey(lo), lt: inodeKey(hi + 1), limit: span });
       try {
         for (;;) {
           const batch = await it.nextv(1024);
           if (batch.length === 0) break;
           this.stats.dbReads += batch.length;
-          for (const [key, v] of batch) found.set(readU64BE(key, 1), v);
+          for (const v of batch) {
+            const ino = decodeInode(v);
+            found.set(ino.fileid, ino);
+          }
         }
       } finally {
         await it.close();
@@ -1462,8 +1466,8 @@ export class LevelBlockStore implements BlockStore {
       this.check();
       if (this.appliedIndex === applied) {
         for (const k of misses) {
-          const v = found.get(files[k]);
-          if (v) out[k] = toAttr(decodeInode(v));
+          const ino = found.get(files[k]);
+          if (ino) out[k] = toAttr(ino);
         }
         return out;
       }
