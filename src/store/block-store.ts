@@ -132,6 +132,11 @@ function wccAttr(i: Inode): WccAttr {
   return { size: i.size, mtime: { sec: i.mtimeS, nsec: i.mtimeN }, ctime: { sec: i.ctimeS, nsec: i.ctimeN } };
 }
 
+/** getattrMany reads cache misses with one range scan when there are at least SCAN_MIN of them and
+ * their file ids span at most SCAN_SPAN times as many ids */
+const SCAN_MIN = 8;
+const SCAN_SPAN = 2;
+
 /** Cookie verifier of a directory: constant for its life (cookies are never reused), different for a
  * different directory or generation. */
 export function cookieVerf(i: Inode): string {
@@ -347,11 +352,6 @@ interface PendingBatch {
   entryKeys: [string, number][];
   cookieKeys: [number, number, number][];
 }
-
-/** getattrMany reads cache misses with one range scan when there are at least SCAN_MIN of them and
- * their file ids span at most SCAN_SPAN times as many ids */
-const SCAN_MIN = 8;
-const SCAN_SPAN = 2;
 
 /** pending batches beyond which apply() waits for the writer (bounds memory) */
 const MAX_PENDING_BATCHES = 4096;
