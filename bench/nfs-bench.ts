@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { connectBenchNfs, type BenchNfs, type Fh, type DirEntryPlus } from './lib/nfs-target';
 import {
-  now, summarize, pool, fmt, table, log, freePort, waitPort, sleep, RssSampler, procMem, MiB,
+  now, summarize, pool, fmt, table, log, freePort, waitPort, sleep, RssSampler, procMem, procCpuMs, MiB,
   spawnManaged, type Managed, ensureDebPackages, parseArgs, machineInfo,
 } from './lib/util';
 
@@ -281,8 +281,10 @@ async function smallFiles(s: Server, dir: Fh, n: number): Promise<Metrics> {
     if (r.committed !== 2) throw new Error(`FILE_SYNC WRITE answered with committed=${r.committed}`);
   });
   const t1 = now();
+  const cpu1 = procCpuMs(s.pid);
   const entries = await listAll(c, sub);
   const t2 = now();
+  const cpu2 = procCpuMs(s.pid);
   if (entries.length !== n) throw new Error(`READDIRPLUS listed ${entries.length} entries, expected ${n}`);
   let missingFh = 0;
   await pool(entries.length, conc, async (k) => {
@@ -298,11 +300,15 @@ async function smallFiles(s: Server, dir: Fh, n: number): Promise<Metrics> {
     if (!Buffer.from(r.data).equals(smallContent(i))) throw new Error(`content of ${e.name} differs`);
   });
   const t3 = now();
+  const cpu3 = procCpuMs(s.pid);
   return {
     'create files/s': n / ((t1 - t0) / 1000),
     'list+read files/s': n / ((t3 - t1) / 1000),
     'list ms': t2 - t1,
     'read ms': t3 - t2,
+    // CPU time of the server process (all threads): steadier than wall time on a shared machine
+    'list server CPU ms': (cpu2 ?? NaN) - (cpu1 ?? NaN),
+    'read server CPU ms': (cpu3 ?? NaN) - (cpu2 ?? NaN),
     'entries without handle': missingFh,
   };
 }
@@ -383,12 +389,15 @@ async function bigDirList(s: Server, n: number): Promise<Metrics> {
   if (!dir) throw new Error('bigdir missing');
   s.rss?.resetWindow();
   const t0 = now();
+  const cpu0 = procCpuMs(s.pid);
   const entries = await listAll(c, dir);
   const t1 = now();
+  const cpu1 = procCpuMs(s.pid);
   s.rss?.sample();
   if (entries.length !== n) throw new Error(`listed ${entries.length} of ${n} entries`);
   return {
     'list ms': t1 - t0,
+    'list server CPU ms': (cpu1 ?? NaN) - (cpu0 ?? NaN),
     'entries/s': n / ((t1 - t0) / 1000),
     'peak RSS during list MB': (s.rss?.hwm ?? 0) / MiB,
   };

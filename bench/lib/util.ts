@@ -99,6 +99,27 @@ export function procMem(pid: number): { rss: number; hwm: number } | undefined {
   }
 }
 
+/**
+ * CPU time a process has used so far, all its threads (thread pools included), in ms: the sum of the
+ * first field of /proc/PID/task/TID/schedstat (ns on CPU). On a shared machine this tells what a
+ * phase cost the server when the wall clock also counts other people's work. undefined when gone.
+ */
+export function procCpuMs(pid: number): number | undefined {
+  try {
+    let ns = 0;
+    for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+      try {
+        ns += Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+      } catch {
+        /* the thread ended meanwhile */
+      }
+    }
+    return ns / 1e6;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Polls VmRSS/VmHWM of a pid every `periodMs`; keeps the peak it has seen. */
 export class RssSampler {
   peakRss = 0;

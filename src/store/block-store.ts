@@ -167,6 +167,11 @@ function wccAttr(i: Inode): WccAttr {
   return { size: i.size, mtime: { sec: i.mtimeS, nsec: i.mtimeN }, ctime: { sec: i.ctimeS, nsec: i.ctimeN } };
 }
 
+/** getattrMany reads cache misses with one range scan when there are at least SCAN_MIN of them and
+ * their file ids span at most SCAN_SPAN times as many ids */
+const SCAN_MIN = 8;
+const SCAN_SPAN = 2;
+
 /** Cookie verifier of a directory: constant for its life (cookies are never reused), different for a
  * different directory or generation. */
 export function cookieVerf(i: Inode): string {
@@ -257,6 +262,10 @@ class LruCache<V> {
       this.put(k, o);
     }
     return o;
+  }
+  /** get without refreshing: a scan (READDIRPLUS of a big directory) does not reorder the cache */
+  peek(k: number): V | undefined {
+    return this.young.get(k) ?? this.old.get(k);
   }
   set(k: number, v: V): void {
     this.old.delete(k);
@@ -693,17 +702,9 @@ export class LevelBlockStore implements BlockStore {
     }
   }
 
-  /** @internal */
-  /** @internal directory entry value, for readers */
-  async getEntry(dir: number, name: string): Promise<Buffer | undefined> {
-    const o = this.entryOverlay.get(entryOverlayKey(dir, name));
-    if (o) return o.v ?? undefined;
-    this.stats.dbReads++;
-    return this.db.get(entryKey(dir, name));
-  }
-
-  /** @internal Synchronous point read for apply(): memtable / block cache hits cost microseconds,
-   * where a thread pool round trip costs far more; applies are serial anyway. */
+  /** @internal Synchronous point read of a directory entry (applies and readers alike): memtable /
+   * block cache hits cost microseconds, where a thread pool round trip costs far more. Overlay and
+   * LevelDB are read in the same tick, so no batch write can slip in between. */
   getEntrySync(dir: number, name: string): Buffer | undefined {
     const o = this.entryOverlay.get(entryOverlayKey(dir, name));
     if (o) return o.v ?? undefined;
@@ -733,30 +734,26 @@ export class LevelBlockStore implements BlockStore {
     return this.db.getSync(inodeKey(id));
   }
 
-  private async getInode(id: number): Promise<Buffer | undefined> {
-    const o = this.inodeOverlay.get(id);
-    if (o) return o.v ?? undefined;
-    this.stats.dbReads++;
-    return this.db.get(inodeKey(id));
+  /**
+   * @internal read an inode through the cache. A miss reads the overlay and LevelDB synchronously
+   * (`getSync`), for applies and readers alike: no op can commit between the read and the cache fill,
+   * so what is cached is never older than the newest commit (a reader that awaited a thread-pool
+   * `get` could otherwise cache a record an op replaced meanwhile). `_locked` (the caller holds the
+   * apply mutex) no longer changes anything.
+   */
+  async loadInode(id: number, _locked: boolean): Promise<Inode | undefined> {
+    return this.inodeSync(id);
   }
 
-  /** @internal read an inode through the cache. `locked`: caller holds the apply mutex. */
-  async loadInode(id: number, locked: boolean): Promise<Inode | undefined> {
+  /** loadInode without the promise, for the read paths. */
+  private inodeSync(id: number): Inode | undefined {
     if (!Number.isSafeInteger(id) || id <= 0) return undefined;
     const c = this.cache.get(id);
     if (c) return c;
-    if (locked) {
-      const v = this.getInodeSync(id);
-      if (!v) return undefined;
-      const i = decodeInode(v);
-      this.cache.set(id, i);
-      return i;
-    }
-    const seq = this.mutSeq;
-    const v = await this.getInode(id);
+    const v = this.getInodeSync(id);
     if (!v) return undefined;
     const i = decodeInode(v);
-    if (locked || seq === this.mutSeq) this.cache.set(id, i);
+    this.cache.set(id, i);
     return i;
   }
 
@@ -1690,34 +1687,103 @@ export class LevelBlockStore implements BlockStore {
 
   async getattr(file: FileId): Promise<Attr | undefined> {
     this.check();
-    const i = await this.loadInode(file, false);
+    const i = this.inodeSync(file);
     return i ? toAttr(i) : undefined;
+  }
+
+  /**
+   * Attributes of many files (READDIRPLUS). Scan-resistant: it neither fills nor reorders the inode
+   * cache, so listing a directory bigger than the cache does not flush it. Cache misses are read with
+   * one LevelDB range scan when their file ids are dense (files created together; a scan costs about
+   * a quarter of point reads), else with point reads. The scan is asynchronous: if an op was applied
+   * meanwhile, what it read may be older than that op, and the misses are read again synchronously.
+   */
+  async getattrMany(files: readonly FileId[]): Promise<(Attr | undefined)[]> {
+    this.check();
+    const out: (Attr | undefined)[] = new Array(files.length).fill(undefined);
+    const misses: number[] = []; // indexes into files
+    for (let k = 0; k < files.length; k++) {
+      const id = files[k];
+      if (!Number.isSafeInteger(id) || id <= 0) continue;
+      const c = this.cache.peek(id);
+      if (c) {
+        out[k] = toAttr(c);
+        continue;
+      }
+      const o = this.inodeOverlay.get(id);
+      if (o) {
+        if (o.v) out[k] = toAttr(decodeInode(o.v));
+        continue;
+      }
+      misses.push(k);
+    }
+    if (misses.length === 0) return out;
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (const k of misses) {
+      lo = Math.min(lo, files[k]);
+      hi = Math.max(hi, files[k]);
+    }
+    const span = hi - lo + 1;
+    if (misses.length >= SCAN_MIN && span <= misses.length * SCAN_SPAN) {
+      const applied = this.appliedIndex;
+      // values only (an inode record holds its file id): the keys would double the buffers made
+      const found = new Map<number, Inode>();
+      const it = this.db.values({ gte: inodeKey(lo), lt: inodeKey(hi + 1), limit: span });
+      try {
+        for (;;) {
+          const batch = await it.nextv(1024);
+          if (batch.length === 0) break;
+          this.stats.dbReads += batch.length;
+          for (const v of batch) {
+            const ino = decodeInode(v);
+            found.set(ino.fileid, ino);
+          }
+        }
+      } finally {
+        await it.close();
+      }
+      this.check();
+      if (this.appliedIndex === applied) {
+        for (const k of misses) {
+          const ino = found.get(files[k]);
+          if (ino) out[k] = toAttr(ino);
+        }
+        return out;
+      }
+    }
+    for (const k of misses) {
+      // the overlay first: an op may have been applied while the scan ran
+      const v = this.getInodeSync(files[k]);
+      if (v) out[k] = toAttr(decodeInode(v));
+    }
+    return out;
   }
 
   async lookup(dir: FileId, name: string): Promise<{ status: S; obj?: Attr; dirAttr?: Attr }> {
     this.check();
-    const d = await this.loadInode(dir, false);
+    const d = this.inodeSync(dir);
     if (!d) return { status: S.STALE };
     const dirAttr = toAttr(d);
     if (d.type !== FileType.DIR) return { status: S.NOTDIR, dirAttr };
     if (name === '.') return { status: S.OK, obj: dirAttr, dirAttr };
     if (name === '..') {
-      const p = d.parent === d.fileid ? d : await this.loadInode(d.parent, false);
+      const p = d.parent === d.fileid ? d : this.inodeSync(d.parent);
       return p ? { status: S.OK, obj: toAttr(p), dirAttr } : { status: S.STALE, dirAttr };
     }
     const s = checkName(name);
     if (s === S.NAMETOOLONG) return { status: s, dirAttr };
     if (s !== S.OK) return { status: S.NOENT, dirAttr };
-    const v = await this.getEntry(dir, name);
+    const v = this.getEntrySync(dir, name);
     if (!v) return { status: S.NOENT, dirAttr };
-    const obj = await this.loadInode(decodeEntry(v).fileid, false);
+    const obj = this.inodeSync(decodeEntry(v).fileid);
     if (!obj) return { status: S.NOENT, dirAttr };
     return { status: S.OK, obj: toAttr(obj), dirAttr };
   }
 
   async readdir(dir: FileId, cookie: number, cookieverf: string | undefined, maxEntries: number): Promise<ReaddirResult> {
     this.check();
-    const d = await this.loadInode(dir, false);
+    const d = this.inodeSync(dir);
     if (!d) return { status: S.STALE, entries: [], eof: false, cookieverf: '0000000000000000' };
     const verf = cookieVerf(d);
     const dirAttr = toAttr(d);
@@ -1774,7 +1840,7 @@ export class LevelBlockStore implements BlockStore {
 
   async read(file: FileId, offset: number, count: number): Promise<{ status: S; attr?: Attr; data?: Uint8Array; eof?: boolean }> {
     this.check();
-    const i = await this.loadInode(file, false);
+    const i = this.inodeSync(file);
     if (!i) return { status: S.STALE };
     const attr = toAttr(i);
     if (i.type === FileType.DIR) return { status: S.ISDIR, attr };
@@ -1795,7 +1861,7 @@ export class LevelBlockStore implements BlockStore {
 
   async readlink(file: FileId): Promise<{ status: S; attr?: Attr; target?: string }> {
     this.check();
-    const i = await this.loadInode(file, false);
+    const i = this.inodeSync(file);
     if (!i) return { status: S.STALE };
     if (i.type !== FileType.LNK) return { status: S.INVAL, attr: toAttr(i) };
     return { status: S.OK, attr: toAttr(i), target: i.target };

@@ -18,7 +18,8 @@
  * gate changes, `writeSeq` / `syncedSeq` all changes; `syncDirty()` syncs gate changes, `syncDirty(true)`
  * everything (a checkpoint).
  */
-import { promises as fsp, constants as C } from 'node:fs';
+import { promises as fsp, constants as C, closeSync, openSync, readSync, writeSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import * as path from 'node:path';
 
 export const BLOCK = 64 * 1024;
@@ -44,6 +45,18 @@ async function inParallel(tasks: (() => Promise<void>)[]): Promise<void> {
   await Promise.all(Array.from({ length: Math.min(SYNC_CONCURRENCY, tasks.length) }, worker));
   if (failure) throw failure.e;
 }
+/** reads up to this many bytes are done synchronously while the page cache serves them (see read()) */
+export const SYNC_READ_MAX = 64 * 1024;
+/** a synchronous read (open included) slower than this probably waited for the disk (or the thread
+ * was preempted: on a busy machine one read in a few hundred is, so one slow read proves nothing) ... */
+export const SLOW_SYNC_READ_MS = 1;
+/** ... and when SLOW_SYNC_READS_OFF of the last 16 synchronous reads were slow, reads go through the
+ * thread pool for SYNC_READ_BACKOFF_MS */
+export const SLOW_SYNC_READS_OFF = 4;
+export const SYNC_READ_BACKOFF_MS = 1000;
+/** writes up to this many bytes into a file with an open descriptor are done synchronously, under the
+ * same back-off as reads */
+export const SYNC_WRITE_MAX = 64 * 1024;
 
 interface FdEntry {
   fh: fsp.FileHandle;
@@ -55,6 +68,23 @@ interface FdEntry {
 export interface DataStats {
   fsyncs: number;
   dirFsyncs: number;
+}
+
+export interface ReadStats {
+  /** reads done synchronously on the event loop */
+  sync: number;
+  /** reads done through the thread pool */
+  async: number;
+  /** synchronous reads that took longer than SLOW_SYNC_READ_MS */
+  slow: number;
+  /** times synchronous reads were turned off for SYNC_READ_BACKOFF_MS */
+  backoffs: number;
+}
+
+function bitCount16(x: number): number {
+  let n = 0;
+  for (; x !== 0; x &= x - 1) n++;
+  return n;
 }
 
 export class DataFiles {
@@ -79,6 +109,17 @@ export class DataFiles {
   /** every gate change up to this writeSeq is durable */
   syncedGateSeq = 0;
   readonly stats: DataStats = { fsyncs: 0, dirFsyncs: 0 };
+  /** (`slow` and `backoffs` count synchronous writes too: one back-off for both) */
+  readonly readStats: ReadStats = { sync: 0, async: 0, slow: 0, backoffs: 0 };
+  readonly writeStats = { sync: 0, async: 0 };
+  /** read-only descriptors of the synchronous read path, fileid -> fd (insertion order = LRU order) */
+  private readonly readFds = new Map<number, number>();
+  /** synchronous reads are off until this performance.now() time (see read()) */
+  private syncReadsOffUntil = 0;
+  /** the last 16 synchronous reads, one bit each (1: slow), newest in bit 0 */
+  private recentSlow = 0;
+  /** @internal threshold of a slow synchronous read, ms (tests lower it) */
+  slowSyncReadMs = SLOW_SYNC_READ_MS;
 
   constructor(dataDir: string, private readonly maxFds: number) {
     this.blocksDir = path.join(dataDir, 'blocks');
@@ -203,6 +244,25 @@ export class DataFiles {
    * from (0: none) when this write has to create the file's data file. `journaled`: the caller
    * records the bytes durably elsewhere (the store's journal), so no barrier is needed before it. */
   async write(fileid: number, offset: number, data: Uint8Array, aheadFrom = 0, journaled = false): Promise<void> {
+    if (data.length <= SYNC_WRITE_MAX) {
+      // a small write into a file whose descriptor is open is a copy into the page cache: done on
+      // the event loop it costs a few microseconds, through the thread pool a round trip (same
+      // back-off as synchronous reads when the page cache stops keeping up)
+      const cached = this.fds.get(fileid);
+      const t0 = performance.now();
+      if (cached && t0 >= this.syncReadsOffUntil) {
+        this.writeStats.sync++;
+        let done = 0;
+        try {
+          while (done < data.length) done += writeSync(cached.fh.fd, data, done, data.length - done, offset + done);
+        } finally {
+          this.wrote(fileid, done, journaled);
+        }
+        this.noteSyncIo(t0);
+        return;
+      }
+    }
+    this.writeStats.async++;
     const e = (await this.acquire(fileid, true, aheadFrom, journaled))!;
     try {
       let done = 0;
@@ -212,19 +272,22 @@ export class DataFiles {
           done += bytesWritten;
         }
       } finally {
-        // a failed write may still have changed part of the file
-        if (done > 0) {
-          if (journaled) {
-            this.journalFiles.add(fileid);
-            this.writeSeq++;
-          } else {
-            this.dirtyFiles.add(fileid);
-            this.gateSeq = ++this.writeSeq;
-          }
-        }
+        this.wrote(fileid, done, journaled);
       }
     } finally {
       this.release(e);
+    }
+  }
+
+  /** Account `done` bytes written to `fileid` (a failed write may still have changed part of it). */
+  private wrote(fileid: number, done: number, journaled: boolean): void {
+    if (done === 0) return;
+    if (journaled) {
+      this.journalFiles.add(fileid);
+      this.writeSeq++;
+    } else {
+      this.dirtyFiles.add(fileid);
+      this.gateSeq = ++this.writeSeq;
     }
   }
 
@@ -267,9 +330,24 @@ export class DataFiles {
     this.knownShards.add(shard);
   }
 
-  /** Read `count` bytes; bytes past the data file's end read as zero. The buffer is not zero-filled
-   * up front (a 1 MiB memset per READ is measurable): whatever pread did not fill is zeroed after. */
+  /**
+   * Read `count` bytes; bytes past the data file's end read as zero. The buffer is not zero-filled
+   * up front (a 1 MiB memset per READ is measurable): whatever pread did not fill is zeroed after.
+   *
+   * Reads up to SYNC_READ_MAX bytes are synchronous `pread`s on the event loop: served by the page
+   * cache, open + pread cost a few microseconds, where a thread-pool round trip (plus an async open
+   * and close when the descriptor is not cached) costs 50-150 microseconds of event-loop time on a
+   * small machine. A synchronous read that takes longer than `slowSyncReadMs` has probably waited for
+   * the disk, and would stall every other call meanwhile: when SLOW_SYNC_READS_OFF of the last 16
+   * were slow, reads go through the thread pool for SYNC_READ_BACKOFF_MS, after which small reads try
+   * again (so data the page cache does not hold costs at most a few stalls per back-off period).
+   */
   async read(fileid: number, offset: number, count: number): Promise<Buffer> {
+    if (count > 0 && count <= SYNC_READ_MAX) {
+      const t0 = performance.now();
+      if (t0 >= this.syncReadsOffUntil) return this.readSync(fileid, offset, count, t0);
+    }
+    this.readStats.async++;
     const out = Buffer.allocUnsafe(count);
     let done = 0;
     const e = count === 0 ? undefined : await this.acquire(fileid, false);
@@ -286,6 +364,76 @@ export class DataFiles {
     }
     if (done < count) out.fill(0, done);
     return out;
+  }
+
+  private readSync(fileid: number, offset: number, count: number, t0: number): Buffer {
+    this.readStats.sync++;
+    const out = Buffer.allocUnsafe(count);
+    let done = 0;
+    // the writers' descriptor when it is cached (nothing can close it during this synchronous call),
+    // else a read-only one of our own
+    const e = this.fds.get(fileid);
+    const fd = e ? e.fh.fd : this.readFd(fileid);
+    if (fd !== undefined) {
+      while (done < count) {
+        const n = readSync(fd, out, done, count - done, offset + done);
+        if (n === 0) break;
+        done += n;
+      }
+    }
+    if (done < count) out.fill(0, done);
+    this.noteSyncIo(t0);
+    return out;
+  }
+
+  /** After a synchronous read or write that started at `t0`: count it slow or not, and turn
+   * synchronous I/O off for a while when too many recent ones were slow. */
+  private noteSyncIo(t0: number): void {
+    const t1 = performance.now();
+    const slow = t1 - t0 > this.slowSyncReadMs;
+    this.recentSlow = ((this.recentSlow << 1) | (slow ? 1 : 0)) & 0xffff;
+    if (slow) {
+      this.readStats.slow++;
+      if (bitCount16(this.recentSlow) >= SLOW_SYNC_READS_OFF) {
+        this.readStats.backoffs++;
+        this.syncReadsOffUntil = t1 + SYNC_READ_BACKOFF_MS;
+        this.recentSlow = 0;
+      }
+    }
+  }
+
+  /** A cached read-only descriptor of the data file, opened if needed; undefined: no data file (not
+   * cached: the file may get one later). */
+  private readFd(fileid: number): number | undefined {
+    let fd = this.readFds.get(fileid);
+    if (fd !== undefined) {
+      this.readFds.delete(fileid);
+      this.readFds.set(fileid, fd);
+      return fd;
+    }
+    try {
+      fd = openSync(this.pathOf(fileid), C.O_RDONLY);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+    this.readFds.set(fileid, fd);
+    if (this.readFds.size > this.maxFds) {
+      for (const [id, old] of this.readFds) {
+        this.readFds.delete(id);
+        closeSync(old);
+        break;
+      }
+    }
+    return fd;
+  }
+
+  /** Close the read-only descriptor of a data file about to be removed. */
+  private dropReadFd(fileid: number): void {
+    const fd = this.readFds.get(fileid);
+    if (fd === undefined) return;
+    this.readFds.delete(fileid);
+    closeSync(fd);
   }
 
   /** Cut the data file to `size` if it is longer (no data beyond the recorded size). */
@@ -306,6 +454,7 @@ export class DataFiles {
 
   /** Delete the data file of a removed file (missing is fine). */
   async unlink(fileid: number): Promise<void> {
+    this.dropReadFd(fileid);
     this.dirtyFiles.delete(fileid);
     this.journalFiles.delete(fileid);
     const e = this.fds.get(fileid);
@@ -396,6 +545,8 @@ export class DataFiles {
   }
 
   async closeAll(): Promise<void> {
+    for (const fd of this.readFds.values()) closeSync(fd);
+    this.readFds.clear();
     const all = [...this.fds.values()];
     this.fds.clear();
     await Promise.all(all.map((e) => e.fh.close().catch(() => undefined)));

@@ -201,6 +201,8 @@ export interface BlockStore {
    * and resolves with the status it had, or OK). Deterministic. */
   apply(index: number, op: StoreOp): Promise<OpResult>;
   getattr(file: FileId): Promise<Attr | undefined>;
+  /** getattr of many files at once (READDIRPLUS); undefined for those that do not exist */
+  getattrMany(files: readonly FileId[]): Promise<(Attr | undefined)[]>;
   lookup(dir: FileId, name: string): Promise<{ status: Nfs3Status; obj?: Attr; dirAttr?: Attr }>;
   /** entries with cookie > `cookie`, at most `maxEntries` of them */
   readdir(dir: FileId, cookie: number, cookieverf: string | undefined, maxEntries: number): Promise<ReaddirResult>;

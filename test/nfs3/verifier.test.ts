@@ -82,6 +82,7 @@ class FaultyStore implements BlockStore {
     return this.inner.sync(file);
   }
   getattr: BlockStore['getattr'] = (f) => this.inner.getattr(f);
+  getattrMany: BlockStore['getattrMany'] = (f) => this.inner.getattrMany(f);
   lookup: BlockStore['lookup'] = (d, n) => this.inner.lookup(d, n);
   readdir: BlockStore['readdir'] = (d, c, v, n) => this.inner.readdir(d, c, v, n);
   read: BlockStore['read'] = (f, o, c) => this.inner.read(f, o, c);

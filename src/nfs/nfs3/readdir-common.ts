@@ -19,6 +19,8 @@ import { POST_OP_ATTR_SIZE, utf8Bytes, xdrStringSize } from './xdr';
 const BATCH = 512;
 /** smallest entry3: value_follows, fileid, name of 1..4 bytes, cookie */
 const MIN_ENTRY = 4 + 8 + 8 + 8;
+/** smallest entryplus3 with attributes and a handle */
+const MIN_PLUS_ENTRY = MIN_ENTRY + POST_OP_ATTR_SIZE + 4 + 4 + FH_SIZE;
 /** status, dir post_op_attr, cookieverf, end of list, eof */
 const FIXED = 4 + POST_OP_ATTR_SIZE + 8 + 4 + 4;
 
@@ -63,13 +65,15 @@ export async function readdirCommon(
   const items: Item[] = [];
   while (!full) {
     const room = max - used;
-    const want = Math.max(1, Math.min(BATCH, Math.floor(room / (plus ? MIN_ENTRY + 8 : MIN_ENTRY)) + 1));
+    // READDIRPLUS: entries nearly always have attributes and a handle, so ask for about as many as fit
+    // with them (attributes read for entries that do not fit are wasted); one more tells eof
+    const want = Math.max(1, Math.min(BATCH, Math.floor(room / (plus ? MIN_PLUS_ENTRY : MIN_ENTRY)) + 1));
     const r = await core.store.readdir(d.fileId, cookie, verf, want);
     if (r.status !== Nfs3Status.OK) return fail(r.status, r.dirAttr ?? dirAttr);
     if (r.dirAttr) dirAttr = r.dirAttr;
     if (cookieverf === undefined) cookieverf = r.cookieverf;
     verf = r.cookieverf;
-    const attrs = plus ? await Promise.all(r.entries.map((e) => core.store.getattr(e.fileid))) : undefined;
+    const attrs = plus ? await core.store.getattrMany(r.entries.map((e) => e.fileid)) : undefined;
     for (let i = 0; i < r.entries.length; i++) {
       const e = r.entries[i];
       let size = 4 + 8 + xdrStringSize(utf8Bytes(e.name)) + 8;
