@@ -454,8 +454,6 @@ export class LevelBlockStore implements BlockStore {
   private lastQueued = 0;
   private readonly mutex = new Mutex();
   private readonly cache: LruCache<Inode>;
-  /** bumped around every batch write; a reader caches what it read only if no batch ran meanwhile */
-  private mutSeq = 0;
   private readonly inflight = new Map<number, Promise<OpResult>>();
   /** status of the last RECENT_RESULTS ops, for replays (a ring: no garbage, no old-space growth) */
   private readonly recentIndex = new Float64Array(RECENT_RESULTS);
@@ -720,13 +718,6 @@ export class LevelBlockStore implements BlockStore {
     return this.db.getSync(inlineKey(id));
   }
 
-  private async getInline(id: number): Promise<Buffer | undefined> {
-    const o = this.inlineOverlay.get(id);
-    if (o) return o.v ?? undefined;
-    this.stats.dbReads++;
-    return this.db.get(inlineKey(id));
-  }
-
   private getInodeSync(id: number): Buffer | undefined {
     const o = this.inodeOverlay.get(id);
     if (o) return o.v ?? undefined;
@@ -905,7 +896,6 @@ export class LevelBlockStore implements BlockStore {
       cookieKeys,
     });
     this.pendingJournalBytes += journalBytes;
-    this.mutSeq++;
     this.state = tx.st;
     if (ok) for (const [id, size] of tx.truncates) this.pendingTruncates.set(id, { size, index: tx.st.applied });
     if (ok) {
@@ -916,9 +906,8 @@ export class LevelBlockStore implements BlockStore {
     }
     this.kickWriter();
     if (this.pending.length > MAX_PENDING_BATCHES || this.pendingJournalBytes > MAX_PENDING_JOURNAL_BYTES) {
-      // Backpressure, holding the mutex. Run the data barrier here first: while a round runs, the
-      // writer leaves data syncing to the round, whose phase 2 needs this mutex, so waiting for the
-      // writer alone could wait forever (deadlock). After it the writer can write without the round.
+      // Backpressure, holding the mutex: wait for the writer (which needs no mutex) to catch up. The
+      // data barrier runs here first so that the batches waited for can be written at once.
       await this.data.syncDirty();
       await this.waitWritten(this.pendingJournalBytes > MAX_PENDING_JOURNAL_BYTES ? tx.st.applied : tx.st.applied - MAX_PENDING_BATCHES / 2);
     }
@@ -1850,7 +1839,7 @@ export class LevelBlockStore implements BlockStore {
     let data: Buffer;
     if (i.inline) {
       // bytes past the inline data (up to the size) are zeros
-      const cur = (await this.getInline(i.fileid)) ?? EMPTY;
+      const cur = this.getInlineSync(i.fileid) ?? EMPTY; // (small: a synchronous read, like inode misses)
       data = Buffer.alloc(n);
       if (offset < cur.length) cur.copy(data, 0, offset, Math.min(cur.length, offset + n));
     } else {
