@@ -41,7 +41,9 @@ export interface RpcCallContext {
 /** accept_stat / reject outcomes a program may ask for. SUCCESS carries the encoded results. */
 export type ProgramResult =
   /** `tail`: further result bytes sent after `body` as they are, without copying (READ data) */
-  | { kind: 'success'; body: Uint8Array; tail?: Uint8Array[] }
+  /** `release`: called once, when the reply has been handed to the socket (or given up): the tail's
+   * memory may then be reused */
+  | { kind: 'success'; body: Uint8Array; tail?: Uint8Array[]; release?: () => void }
   | { kind: 'proc_unavail' }
   | { kind: 'garbage_args' }
   | { kind: 'system_err' }

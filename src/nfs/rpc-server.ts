@@ -218,7 +218,8 @@ export class LogLimiter {
 
 /** What to do with one record/datagram. */
 export type Disposition =
-  | { kind: 'reply'; parts: Uint8Array[] }
+  /** `release`: see ProgramResult: call once the parts are handed to the socket or given up */
+  | { kind: 'reply'; parts: Uint8Array[]; release?: () => void }
   /** send nothing */
   | { kind: 'drop'; reason: string }
   /** not an RPC call at all: on TCP the stream is not ours to trust any more */
@@ -591,6 +592,8 @@ export class RpcServer {
           return;
         }
         const out = d.parts.length === 1 ? d.parts[0] : Buffer.concat(d.parts);
+        // (a single part is never a releasable tail: that always follows a header and a body)
+        if (d.parts.length > 1) d.release?.();
         if (out.length > 65507) {
           this.clientWarn({ bytes: out.length }, 'UDP reply too large, dropped');
           this.metrics.dropped('udp-reply-too-large');
@@ -772,6 +775,7 @@ export class RpcServer {
           parts: result.tail
             ? [acceptedReply(xid, AcceptStat.SUCCESS), result.body, ...result.tail]
             : [acceptedReply(xid, AcceptStat.SUCCESS), result.body],
+          release: result.release,
         };
         outcome = 'SUCCESS';
         break;
@@ -993,7 +997,10 @@ class TcpConnection {
   }
 
   private finish(d: Disposition): void {
-    if (this.sock.destroyed) return;
+    if (this.sock.destroyed) {
+      if (d.kind === 'reply') d.release?.();
+      return;
+    }
     if (d.kind === 'close') {
       this.server.log.debug({ remote: this.peer.remoteAddress, reason: d.reason }, 'not an RPC call, closing connection');
       this.metrics.dropped(d.reason);
@@ -1015,8 +1022,9 @@ class TcpConnection {
       const total = size + 4;
       this.unsent += total;
       this.server.holdReply(total);
+      if (!this.released) this.sock.write(joinRecord(d.parts, size), () => this.written(total)); // (copied)
+      d.release?.();
       if (this.released) return; // shed: this connection had the largest backlog
-      this.sock.write(joinRecord(d.parts, size), () => this.written(total));
       this.checkBacklog(false);
       return;
     }
@@ -1025,11 +1033,21 @@ class TcpConnection {
     for (const c of chunks) total += c.length;
     this.unsent += total;
     this.server.holdReply(total);
-    if (this.released) return; // shed: this connection had the largest backlog
+    if (this.released) {
+      d.release?.();
+      return; // shed: this connection had the largest backlog
+    }
     this.sock.cork();
     for (let i = 0; i < chunks.length; i++) {
       if (i < chunks.length - 1) this.sock.write(chunks[i]);
-      else this.sock.write(chunks[i], () => this.written(total));
+      else {
+        // the write callback runs once the socket is done with every chunk (or failed, or was
+        // destroyed): only then may the READ data be reused
+        this.sock.write(chunks[i], () => {
+          this.written(total);
+          d.release?.();
+        });
+      }
     }
     this.sock.uncork();
     this.checkBacklog(false);

@@ -1848,6 +1848,10 @@ export class LevelBlockStore implements BlockStore {
     return { status: S.OK, attr, data, eof: offset + n >= i.size };
   }
 
+  releaseRead(data: Uint8Array): void {
+    this.data.recycleRead(data);
+  }
+
   async readlink(file: FileId): Promise<{ status: S; attr?: Attr; target?: string }> {
     this.check();
     const i = this.inodeSync(file);

@@ -57,6 +57,12 @@ export const SYNC_READ_BACKOFF_MS = 1000;
 /** writes up to this many bytes into a file with an open descriptor are done synchronously, under the
  * same back-off as reads */
 export const SYNC_WRITE_MAX = 64 * 1024;
+/** READs of POOLED_READ_MIN..POOLED_READ_BYTES bytes read into a reused buffer (recycleRead): a fresh
+ * 1 MiB buffer per READ made garbage collection the largest cost of sequential reads */
+export const POOLED_READ_MIN = 128 * 1024;
+export const POOLED_READ_BYTES = 1024 * 1024;
+/** idle pooled buffers kept (the rest are left to the garbage collector) */
+const POOLED_READ_KEEP = 32;
 
 interface FdEntry {
   fh: fsp.FileHandle;
@@ -112,6 +118,11 @@ export class DataFiles {
   /** (`slow` and `backoffs` count synchronous writes too: one back-off for both) */
   readonly readStats: ReadStats = { sync: 0, async: 0, slow: 0, backoffs: 0 };
   readonly writeStats = { sync: 0, async: 0 };
+  /** pooled READ buffers: handed out, newly allocated, given back */
+  readonly poolStats = { lent: 0, allocated: 0, recycled: 0 };
+  private readonly idleReadBuffers: ArrayBuffer[] = [];
+  /** pooled buffers handed out and not given back (weak: one never given back is simply collected) */
+  private readonly lentReadBuffers = new WeakSet<ArrayBuffer>();
   /** read-only descriptors of the synchronous read path, fileid -> fd (insertion order = LRU order) */
   private readonly readFds = new Map<number, number>();
   /** synchronous reads are off until this performance.now() time (see read()) */
@@ -348,7 +359,7 @@ export class DataFiles {
       if (t0 >= this.syncReadsOffUntil) return this.readSync(fileid, offset, count, t0);
     }
     this.readStats.async++;
-    const out = Buffer.allocUnsafe(count);
+    const out = count >= POOLED_READ_MIN && count <= POOLED_READ_BYTES ? this.lendReadBuffer(count) : Buffer.allocUnsafe(count);
     let done = 0;
     const e = count === 0 ? undefined : await this.acquire(fileid, false);
     if (e) {
@@ -364,6 +375,28 @@ export class DataFiles {
     }
     if (done < count) out.fill(0, done);
     return out;
+  }
+
+  private lendReadBuffer(count: number): Buffer {
+    let ab = this.idleReadBuffers.pop();
+    if (!ab) {
+      ab = Buffer.allocUnsafeSlow(POOLED_READ_BYTES).buffer as ArrayBuffer;
+      this.poolStats.allocated++;
+    }
+    this.lentReadBuffers.add(ab);
+    this.poolStats.lent++;
+    return Buffer.from(ab, 0, count);
+  }
+
+  /**
+   * Give back the buffer of a READ once nothing uses it any more (its reply is written to the socket).
+   * Buffers that are not from the pool, or already given back, are ignored.
+   */
+  recycleRead(data: Uint8Array): void {
+    const ab = data.buffer as ArrayBuffer;
+    if (!this.lentReadBuffers.delete(ab)) return;
+    this.poolStats.recycled++;
+    if (this.idleReadBuffers.length < POOLED_READ_KEEP) this.idleReadBuffers.push(ab);
   }
 
   private readSync(fileid: number, offset: number, count: number, t0: number): Buffer {

@@ -207,6 +207,9 @@ export interface BlockStore {
   /** entries with cookie > `cookie`, at most `maxEntries` of them */
   readdir(dir: FileId, cookie: number, cookieverf: string | undefined, maxEntries: number): Promise<ReaddirResult>;
   read(file: FileId, offset: number, count: number): Promise<{ status: Nfs3Status; attr?: Attr; data?: Uint8Array; eof?: boolean }>;
+  /** Optional: the data of a read() is no longer in use (its reply was sent); the store may reuse its
+   * memory. Calling it for other buffers, or twice, is harmless; not calling it only costs reuse. */
+  releaseRead?(data: Uint8Array): void;
   readlink(file: FileId): Promise<{ status: Nfs3Status; attr?: Attr; target?: string }>;
   /** Make every applied op durable (data and metadata). Concurrent callers share fsyncs. */
   sync(file?: FileId): Promise<void>;

@@ -135,7 +135,9 @@ export function createNfs3Program<E extends ExportRef = ExportConfig>(deps: Nfs3
     const n = readData.length;
     new DataView(body.buffer, body.byteOffset, body.byteLength).setUint32(body.byteLength - 4, n);
     const pad = (4 - (n & 3)) & 3;
-    return { kind: 'success', body, tail: pad ? [readData, XDR_PAD[pad]] : [readData] };
+    const store = core.store;
+    const release = store.releaseRead ? () => store.releaseRead!(readData) : undefined;
+    return { kind: 'success', body, tail: pad ? [readData, XDR_PAD[pad]] : [readData], release };
   }
 
   function isNonIdempotent(vers: number, proc: number): boolean {
