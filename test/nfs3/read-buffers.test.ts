@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { defaultConfig } from '../../src/config';
+import { inProcessConfig } from '../support/in-process';
 import { startServer, type RunningServer } from '../../src/server';
 import { silentLogger } from '../../src/log';
 import { HanfsMetrics } from '../../src/metrics';
@@ -43,12 +43,7 @@ describe('nfs3: pooled READ buffers over TCP', function () {
 
   it('1 MiB READs whose replies back up in one socket keep their bytes while another connection reads; buffers are reused', async () => {
     dir = mkdtempSync(join(tmpdir(), 'hanfs-readbuf-'));
-    const c = defaultConfig();
-    c.dataDir = join(dir, 'data');
-    c.listen.nfsPort = 0;
-    c.listen.mountPort = 0;
-    c.admin.port = 0;
-    c.log.level = 'silent';
+    const c = inProcessConfig(dir);
     // let all 16 replies of the stalled connection queue up in the server (not only 8 MiB of them)
     c.limits.maxReplyBytesPerConnection = 64 * MiB;
     let store: LevelBlockStore | undefined;

@@ -19,7 +19,7 @@ import { ExportTable } from '../../src/nfs/exports';
 import { createNfs3Program } from '../../src/nfs/nfs3';
 import { rootHandle } from '../../src/nfs/file-handle';
 import { WriteVerifier, rotateWriteVerifier, snapshotVerifier, type RotateReason } from '../../src/nfs/write-verifier';
-import { defaultConfig } from '../../src/config';
+import { inProcessConfig } from '../support/in-process';
 import { startServer, type RunningServer } from '../../src/server';
 import { silentLogger } from '../../src/log';
 import { HanfsMetrics } from '../../src/metrics';
@@ -245,12 +245,7 @@ describe('nfs3 write verifier rotation: the daemon over TCP', function () {
 
   it('WRITE UNSTABLE gets V1, COMMIT fails with IO, the next WRITE and COMMIT carry V2; counted in metrics', async () => {
     dir = mkdtempSync(join(tmpdir(), 'hanfs-verf-'));
-    const c = defaultConfig();
-    c.dataDir = join(dir, 'data');
-    c.listen.nfsPort = 0;
-    c.listen.mountPort = 0;
-    c.admin.port = 0;
-    c.log.level = 'silent';
+    const c = inProcessConfig(dir);
     const metrics = new HanfsMetrics({ defaultMetrics: false });
     let faulty: FaultyStore | undefined;
     srv = await startServer(c, {

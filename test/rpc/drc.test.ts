@@ -15,7 +15,7 @@ import { Nfsv3Encoder } from '@jsonjoy.com/json-pack/lib/nfs/v3/Nfsv3Encoder';
 import { Nfsv3Decoder } from '@jsonjoy.com/json-pack/lib/nfs/v3/Nfsv3Decoder';
 import * as m from '@jsonjoy.com/json-pack/lib/nfs/v3/messages';
 import * as s from '@jsonjoy.com/json-pack/lib/nfs/v3/structs';
-import { defaultConfig } from '../../src/config';
+import { inProcessConfig } from '../support/in-process';
 import { startServer, type RunningServer } from '../../src/server';
 import { silentLogger } from '../../src/log';
 import { HanfsMetrics } from '../../src/metrics';
@@ -78,12 +78,7 @@ describe('duplicate request cache: the daemon (NFSv3 REMOVE, MOUNT MNT)', functi
 
   beforeEach(async () => {
     dir = mkdtempSync(join(tmpdir(), 'hanfs-drc-'));
-    const c = defaultConfig();
-    c.dataDir = join(dir, 'data');
-    c.listen.nfsPort = 0;
-    c.listen.mountPort = 0;
-    c.admin.port = 0;
-    c.log.level = 'silent';
+    const c = inProcessConfig(dir);
     metrics = new HanfsMetrics({ defaultMetrics: false });
     srv = await startServer(c, { parts: { log: silentLogger(), metrics } });
   });
