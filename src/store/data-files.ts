@@ -145,11 +145,6 @@ export class DataFiles {
     return this.dirtyFiles.size + this.dirtyDirs.size;
   }
 
-  /** the file has journaled changes not synced yet */
-  hasJournaled(fileid: number): boolean {
-    return this.journalFiles.has(fileid);
-  }
-
   /** files changed by journaled writes since the last checkpoint */
   get journalDirtyCount(): number {
     return this.journalFiles.size;
