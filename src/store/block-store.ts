@@ -806,7 +806,7 @@ export class LevelBlockStore implements BlockStore {
       if (op.kind === 'write' && op.stable === 0) durable = false;
     } catch (e) {
       if (!(e instanceof OpError)) {
-        this.broken = e;
+        this.fail(e);
         throw e;
       }
       result = { status: e.status };
@@ -817,10 +817,19 @@ export class LevelBlockStore implements BlockStore {
     try {
       await this.commit(tx, result.status === S.OK);
     } catch (e) {
-      this.broken = e;
+      this.fail(e);
       throw e;
     }
     return { result, durable };
+  }
+
+  /** A local I/O error: the store stops (data may have been lost, and a later fdatasync would not
+   * report it again), and everyone waiting for the writer hears of it. */
+  private fail(e: unknown): void {
+    this.broken ??= e;
+    const ws = this.flushWaiters;
+    this.flushWaiters = [];
+    for (const w of ws) w.reject(this.broken);
   }
 
   /** Before a write or a size change of `id` (to `size`): finish a pending truncation that it could
@@ -929,6 +938,8 @@ export class LevelBlockStore implements BlockStore {
   private async runWriter(): Promise<void> {
     try {
       while (this.pending.length > 0 || this.checkpointWritable()) {
+        // (a failed fdatasync elsewhere, e.g. a checkpoint's: the next one would report success)
+        if (this.broken) throw this.broken;
         if (this.pending.length === 0) {
           // a checkpoint finished and no batch is coming to carry its record: write it alone when it
           // drops journal records, without sync (losing it in a crash only means replaying more of
@@ -1011,10 +1022,7 @@ export class LevelBlockStore implements BlockStore {
         this.resolveFlushWaiters();
       }
     } catch (e) {
-      this.broken = e;
-      const ws = this.flushWaiters;
-      this.flushWaiters = [];
-      for (const w of ws) w.reject(e);
+      this.fail(e);
     } finally {
       this.writerRunning = false;
       if (!this.broken && this.pending.length > 0) this.kickWriter();
@@ -1082,7 +1090,12 @@ export class LevelBlockStore implements BlockStore {
     this.check();
     const upto = this.state.applied;
     await this.waitWritten(upto);
-    await this.data.syncDirty(true);
+    try {
+      await this.data.syncDirty(true);
+    } catch (e) {
+      this.fail(e);
+      throw e;
+    }
     this.stats.checkpoints++;
     for (let i = 0; i < 1000 && this.unckpt.length > 0 && this.unckpt[0].index <= upto; i++) {
       if (this.broken) throw new Error(`block store failed: ${String(this.broken)}`);
@@ -1124,7 +1137,7 @@ export class LevelBlockStore implements BlockStore {
       },
       (e: unknown) => {
         this.ckptRunning = false;
-        this.broken ??= e;
+        this.fail(e);
       },
     );
   }
