@@ -1112,7 +1112,9 @@ export class LevelBlockStore implements BlockStore {
 
   /** Start a checkpoint once enough journal has piled up, or soon after the first journaled write. */
   private scheduleCheckpoint(): void {
-    if (this.unckptBytes === 0 || this.ckptRunning || this.closed) return;
+    // (journaled changes without a record, a failed journaled write's, keep every later pass
+    // uncheckpointed until a checkpoint syncs them)
+    if ((this.unckptBytes === 0 && this.data.journalDirtyCount === 0) || this.ckptRunning || this.closed) return;
     if (this.unckptBytes >= CKPT_BYTES || this.data.journalDirtyCount >= CKPT_FILES) {
       this.startCheckpoint();
     } else if (!this.ckptTimer) {

@@ -123,6 +123,24 @@ describe('store: durability and fault handling', function () {
     assert.deepEqual(rep.problems, []);
   });
 
+  it('a journaled write failing with ENOSPC leaves no unsynced journal state behind for good (the checkpoint queue stays bounded)', async () => {
+    const f = await h.create(R, 'f');
+    assert.equal((await h.write(f, 0, Buffer.alloc(128 * 1024, 1), 2)).status, S.OK); // unjournaled
+    const orig = h.store.data.write;
+    h.store.data.write = async function (this: DataFiles, id, off, d, ahead, journaled) {
+      h.store.data.write = orig;
+      await orig.call(this, id, off, d.subarray(0, 3), ahead, journaled); // a partial journaled write
+      throw errno('ENOSPC');
+    };
+    assert.equal((await h.write(f, 128 * 1024, 'world!', 2)).status, S.NOSPC);
+    assert.equal(h.store.stats.journalWrites, 0);
+    const internals = h.store as unknown as { unckpt: unknown[] };
+    for (let i = 0; i < 100; i++) await h.create(R, `m${i}`); // metadata only: no journal record at all
+    const t0 = Date.now();
+    while (internals.unckpt.length > 2 && Date.now() - t0 < 3000) await sleep(50);
+    assert.ok(internals.unckpt.length <= 2, `${internals.unckpt.length} written passes wait for a checkpoint that never comes`);
+  });
+
   it('a shrinking SETATTR cuts the data file only once its batch is written; a later write still reads zeros', async () => {
     const f = await h.create(R, 'f');
     assert.equal((await h.write(f, 0, Buffer.alloc(1000, 0x61), 2)).status, S.OK);
