@@ -312,8 +312,9 @@ class Tx {
   readonly cookieChanges: [number, number, CookieEntry | null][] = [];
   /** inline data changes (null: deleted), for the overlay */
   readonly inlineChanges = new Map<number, Buffer | null>();
-  /** journal records this op put in its batch */
+  /** journal records this op put in its batch, and the files they change */
   readonly journalKeys: Buffer[] = [];
+  readonly journalFiles = new Set<number>();
   journalBytes = 0;
   readonly st: StoreState;
   constructor(
@@ -352,16 +353,17 @@ class Tx {
     this.inlineChanges.set(id, data);
   }
   /** a data journal record of this op (key: its index and position in the op) */
-  journal(value: Buffer): void {
+  journal(fileid: number, value: Buffer): void {
     const key = journalKey(this.st.applied, this.journalKeys.length);
     this.journalKeys.push(key);
+    this.journalFiles.add(fileid);
     this.journalBytes += value.length;
     this.ops.push({ type: 'put', key, value });
   }
   /** cut `fileid`'s data file to `size` once the batch is written; journaled to keep replay order */
   truncate(fileid: number, size: number): void {
     this.truncates.push([fileid, size]);
-    this.journal(encodeJournalTruncate(fileid, size));
+    this.journal(fileid, encodeJournalTruncate(fileid, size));
   }
   delete(i: Inode): void {
     this.changed.set(i.fileid, null);
@@ -480,9 +482,13 @@ export class LevelBlockStore implements BlockStore {
   /** journal state: written passes not covered by a checkpoint (oldest first), their bytes */
   private unckpt: Uncheckpointed[] = [];
   private unckptBytes = 0;
-  /** the data files hold every change of ops up to here (recorded: ckptRecorded) */
+  /** the data files hold every change of ops up to here (recorded: ckptRecorded, of which durably,
+   * by a sync:true write: ckptSynced; only the latter may be relied on, see writeDataFile) */
   private ckptUpto = 0;
   private ckptRecorded = 0;
+  private ckptSynced = 0;
+  /** fileid -> last op index that journaled a change (write or cut) of it, while above ckptSynced */
+  private readonly journaledAt = new Map<number, number>();
   /** obsolete journal records, to drop with the next write */
   private ckptDrops: Buffer[] = [];
   private pendingJournalBytes = 0;
@@ -607,7 +613,7 @@ export class LevelBlockStore implements BlockStore {
     this.recovery.cleanShutdown = clean;
     await this.finishPendingUnlinks();
     const replayed = await this.replayJournal();
-    this.ckptUpto = this.ckptRecorded = this.state.applied;
+    this.ckptUpto = this.ckptRecorded = this.ckptSynced = this.state.applied;
     if (!clean || replayed > 0) await this.reconcileDataFiles();
     await this.db.del(KEY_CLEAN, { sync: true });
     this.stats.dbSyncs++;
@@ -800,7 +806,7 @@ export class LevelBlockStore implements BlockStore {
       if (op.kind === 'write' && op.stable === 0) durable = false;
     } catch (e) {
       if (!(e instanceof OpError)) {
-        this.broken = e;
+        this.fail(e);
         throw e;
       }
       result = { status: e.status };
@@ -811,10 +817,19 @@ export class LevelBlockStore implements BlockStore {
     try {
       await this.commit(tx, result.status === S.OK);
     } catch (e) {
-      this.broken = e;
+      this.fail(e);
       throw e;
     }
     return { result, durable };
+  }
+
+  /** A local I/O error: the store stops (data may have been lost, and a later fdatasync would not
+   * report it again), and everyone waiting for the writer hears of it. */
+  private fail(e: unknown): void {
+    this.broken ??= e;
+    const ws = this.flushWaiters;
+    this.flushWaiters = [];
+    for (const w of ws) w.reject(this.broken);
   }
 
   /** Before a write or a size change of `id` (to `size`): finish a pending truncation that it could
@@ -898,6 +913,7 @@ export class LevelBlockStore implements BlockStore {
     this.pendingJournalBytes += journalBytes;
     this.state = tx.st;
     if (ok) for (const [id, size] of tx.truncates) this.pendingTruncates.set(id, { size, index: tx.st.applied });
+    if (ok) for (const id of tx.journalFiles) this.journaledAt.set(id, tx.st.applied);
     if (ok) {
       for (const [id, ino] of tx.changed) {
         if (ino) this.cache.set(id, ino);
@@ -922,11 +938,13 @@ export class LevelBlockStore implements BlockStore {
   private async runWriter(): Promise<void> {
     try {
       while (this.pending.length > 0 || this.checkpointWritable()) {
+        // (a failed fdatasync elsewhere, e.g. a checkpoint's: the next one would report success)
+        if (this.broken) throw this.broken;
         if (this.pending.length === 0) {
           // a checkpoint finished and no batch is coming to carry its record: write it alone when it
           // drops journal records, without sync (losing it in a crash only means replaying more of
           // the journal: every batch that relies on a checkpoint carries its own)
-          const ops = this.checkpointOps([]);
+          const { ops } = this.checkpointOps([], false);
           if (ops.length > 0) await writeBatch(this.db, ops, false);
           continue;
         }
@@ -953,9 +971,10 @@ export class LevelBlockStore implements BlockStore {
           n++;
         }
         const batches = this.pending.slice(0, n);
-        const ckptOps = this.checkpointOps(batches);
+        const { ops: ckptOps, upto } = this.checkpointOps(batches, true);
         const ops = n === 1 && ckptOps.length === 0 ? batches[0].ops : [...ckptOps, ...batches.flatMap((b) => b.ops)];
         await writeBatch(this.db, ops);
+        this.checkpointSynced(upto);
         this.pending.splice(0, n);
         this.pendingJournalBytes -= jbytes;
         this.stats.batches++;
@@ -1003,10 +1022,7 @@ export class LevelBlockStore implements BlockStore {
         this.resolveFlushWaiters();
       }
     } catch (e) {
-      this.broken = e;
-      const ws = this.flushWaiters;
-      this.flushWaiters = [];
-      for (const w of ws) w.reject(e);
+      this.fail(e);
     } finally {
       this.writerRunning = false;
       if (!this.broken && this.pending.length > 0) this.kickWriter();
@@ -1038,7 +1054,7 @@ export class LevelBlockStore implements BlockStore {
    * the journal, after journaled writes to that file, is written only with a checkpoint covering
    * every op before it (see writeDataFile).
    */
-  private checkpointOps(group: PendingBatch[]): BatchOp[] {
+  private checkpointOps(group: PendingBatch[], sync: boolean): { ops: BatchOp[]; upto: number } {
     this.advanceCheckpoint();
     let upto = this.ckptUpto;
     if (this.unckpt.length === 0) {
@@ -1049,11 +1065,21 @@ export class LevelBlockStore implements BlockStore {
     }
     const ops: BatchOp[] = this.ckptDrops.map((key) => ({ type: 'del' as const, key }));
     this.ckptDrops = [];
-    if (upto > this.ckptRecorded) {
+    // A record written without sync may be lost while later sync writes survive (LevelDB does not
+    // sync a log it switched away from): a sync write records the checkpoint again until one of
+    // them has carried it (the batches relying on it are in sync writes).
+    if (upto > (sync ? this.ckptSynced : this.ckptRecorded)) {
       ops.push({ type: 'put', key: KEY_DATA_CKPT, value: encodeIndex(upto) });
-      this.ckptRecorded = upto;
+      if (upto > this.ckptRecorded) this.ckptRecorded = upto;
     }
-    return ops;
+    return { ops, upto };
+  }
+
+  /** A sync write recorded the checkpoint `upto`: journal records up to it are never replayed. */
+  private checkpointSynced(upto: number): void {
+    if (upto <= this.ckptSynced) return;
+    this.ckptSynced = upto;
+    for (const [id, index] of this.journaledAt) if (index <= upto) this.journaledAt.delete(id);
   }
 
   /**
@@ -1064,7 +1090,12 @@ export class LevelBlockStore implements BlockStore {
     this.check();
     const upto = this.state.applied;
     await this.waitWritten(upto);
-    await this.data.syncDirty(true);
+    try {
+      await this.data.syncDirty(true);
+    } catch (e) {
+      this.fail(e);
+      throw e;
+    }
     this.stats.checkpoints++;
     for (let i = 0; i < 1000 && this.unckpt.length > 0 && this.unckpt[0].index <= upto; i++) {
       if (this.broken) throw new Error(`block store failed: ${String(this.broken)}`);
@@ -1081,7 +1112,9 @@ export class LevelBlockStore implements BlockStore {
 
   /** Start a checkpoint once enough journal has piled up, or soon after the first journaled write. */
   private scheduleCheckpoint(): void {
-    if (this.unckptBytes === 0 || this.ckptRunning || this.closed) return;
+    // (journaled changes without a record, a failed journaled write's, keep every later pass
+    // uncheckpointed until a checkpoint syncs them)
+    if ((this.unckptBytes === 0 && this.data.journalDirtyCount === 0) || this.ckptRunning || this.closed) return;
     if (this.unckptBytes >= CKPT_BYTES || this.data.journalDirtyCount >= CKPT_FILES) {
       this.startCheckpoint();
     } else if (!this.ckptTimer) {
@@ -1106,7 +1139,7 @@ export class LevelBlockStore implements BlockStore {
       },
       (e: unknown) => {
         this.ckptRunning = false;
-        this.broken ??= e;
+        this.fail(e);
       },
     );
   }
@@ -1648,10 +1681,13 @@ export class LevelBlockStore implements BlockStore {
     wcc: Wcc,
     journaled = data.length <= this.opts.journalMaxWrite,
   ): Promise<void> {
-    if (!journaled && this.data.hasJournaled(fileid)) {
-      // Replay must never write this file's older journaled bytes over this write: sync every data
-      // file, so that the batch of this op is written with a checkpoint covering every op before it
-      // (checkpointOps), which makes replay skip those records.
+    const j = journaled ? undefined : this.journaledAt.get(fileid);
+    if (j !== undefined && j > this.ckptSynced) {
+      // Replay must never redo this file's older journaled changes (writes, and cuts: they are
+      // journaled too) over this write: sync every data file, so that the batch of this op is written
+      // with a checkpoint covering every op before it (checkpointOps), which makes replay skip those
+      // records. Only a durably recorded checkpoint counts (a background one may be synced and not
+      // recorded yet, or recorded without sync).
       await this.data.syncDirty(true);
     }
     try {
@@ -1667,7 +1703,7 @@ export class LevelBlockStore implements BlockStore {
       throw new OpError(S.NOSPC, wcc);
     }
     if (journaled) {
-      tx.journal(encodeJournalWrite(fileid, offset, data));
+      tx.journal(fileid, encodeJournalWrite(fileid, offset, data));
       this.stats.journalWrites++;
     }
   }
@@ -1892,13 +1928,15 @@ export class LevelBlockStore implements BlockStore {
         await this.data.syncDirty(true);
         const ops: BatchOp[] = this.pendingMarkerDeletes.map((key) => ({ type: 'del' as const, key }));
         this.pendingMarkerDeletes = [];
-        ops.push(...this.checkpointOps([]));
+        ops.push(...this.checkpointOps([], true).ops);
         ops.push({ type: 'put', key: KEY_DATA_CKPT, value: encodeIndex(this.state.applied) });
         ops.push({ type: 'put', key: KEY_STATE, value: encodeState(this.state) });
         ops.push({ type: 'put', key: KEY_CLEAN, value: Buffer.from([1]) });
         await this.db.batch(ops, { sync: true });
         this.stats.dbSyncs++;
         this.durableIndex = this.state.applied;
+        this.ckptRecorded = this.state.applied;
+        this.checkpointSynced(this.state.applied);
       });
     }
     this.closed = true;

@@ -156,14 +156,9 @@ export class DataFiles {
     return this.dirtyFiles.size + this.dirtyDirs.size;
   }
 
-  /** the file has journaled changes not synced yet */
-  hasJournaled(fileid: number): boolean {
-    return this.journalFiles.has(fileid);
-  }
-
-  /** files changed by journaled writes since the last checkpoint */
+  /** files (and directories) changed by journaled writes since the last checkpoint */
   get journalDirtyCount(): number {
-    return this.journalFiles.size;
+    return this.journalFiles.size + this.journalDirs.size;
   }
 
   /** Acquire a descriptor; `create` makes the data file if missing. undefined: no data file. */

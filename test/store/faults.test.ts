@@ -17,6 +17,15 @@ function errno(code: string): NodeJS.ErrnoException {
   return Object.assign(new Error(`${code}: injected`), { code });
 }
 
+/** The next data-file write of the store fails with `code`. */
+function failNextDataWrite(h: Harness, code: string): void {
+  const orig = h.store.data.write;
+  h.store.data.write = async function () {
+    h.store.data.write = orig;
+    throw errno(code);
+  };
+}
+
 describe('store: durability and fault handling', function () {
   this.timeout(30000);
   let h: Harness;
@@ -114,6 +123,24 @@ describe('store: durability and fault handling', function () {
     assert.deepEqual(rep.problems, []);
   });
 
+  it('a journaled write failing with ENOSPC leaves no unsynced journal state behind for good (the checkpoint queue stays bounded)', async () => {
+    const f = await h.create(R, 'f');
+    assert.equal((await h.write(f, 0, Buffer.alloc(128 * 1024, 1), 2)).status, S.OK); // unjournaled
+    const orig = h.store.data.write;
+    h.store.data.write = async function (this: DataFiles, id, off, d, ahead, journaled) {
+      h.store.data.write = orig;
+      await orig.call(this, id, off, d.subarray(0, 3), ahead, journaled); // a partial journaled write
+      throw errno('ENOSPC');
+    };
+    assert.equal((await h.write(f, 128 * 1024, 'world!', 2)).status, S.NOSPC);
+    assert.equal(h.store.stats.journalWrites, 0);
+    const internals = h.store as unknown as { unckpt: unknown[] };
+    for (let i = 0; i < 100; i++) await h.create(R, `m${i}`); // metadata only: no journal record at all
+    const t0 = Date.now();
+    while (internals.unckpt.length > 2 && Date.now() - t0 < 3000) await sleep(50);
+    assert.ok(internals.unckpt.length <= 2, `${internals.unckpt.length} written passes wait for a checkpoint that never comes`);
+  });
+
   it('a shrinking SETATTR cuts the data file only once its batch is written; a later write still reads zeros', async () => {
     const f = await h.create(R, 'f');
     assert.equal((await h.write(f, 0, Buffer.alloc(1000, 0x61), 2)).status, S.OK);
@@ -153,13 +180,47 @@ describe('store: durability and fault handling', function () {
     assert.deepEqual((await fsck(h.dir)).problems, []);
   });
 
-  it('EIO from the data write stays fatal', async () => {
+  it('a sync() waiting for an op that fails the store rejects (never hangs)', async () => {
     const f = await h.create(R, 'f');
-    const orig = h.store.data.write;
-    h.store.data.write = async function () {
-      h.store.data.write = orig;
+    failNextDataWrite(h, 'EIO');
+    const w = h.write(f, 0, 'x', 0);
+    const s = h.store.sync(); // waits for the op queued before it
+    await assert.rejects(w, /EIO/);
+    let timer: NodeJS.Timeout | undefined;
+    const hang = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error('sync() still pending 3 s after the store failed')), 3000);
+    });
+    try {
+      await Promise.race([assert.rejects(s), hang]);
+      await Promise.race([h.store.close(), hang]);
+    } finally {
+      clearTimeout(timer);
+    }
+  });
+
+  it('EIO from a checkpoint fdatasync fails the store (a later fdatasync would not report the lost pages)', async () => {
+    const f = await h.create(R, 'f');
+    assert.equal((await h.write(f, 0, 'journaled', 2)).status, S.OK);
+    const probe = await fsp.open(h.store.data.pathOf(f), 'r');
+    const proto = Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };
+    await probe.close();
+    const orig = proto.datasync;
+    proto.datasync = async function () {
+      proto.datasync = orig; // like Linux: the error is reported once, the pages are gone
       throw errno('EIO');
     };
+    try {
+      await assert.rejects(h.store.checkpoint(), /EIO/);
+    } finally {
+      proto.datasync = orig;
+    }
+    await assert.rejects(h.write(f, 9, 'more', 2), /failed/);
+    await assert.rejects(h.store.sync(), /failed/);
+  });
+
+  it('EIO from the data write stays fatal', async () => {
+    const f = await h.create(R, 'f');
+    failNextDataWrite(h, 'EIO');
     await assert.rejects(h.write(f, 0, 'x', 2), /EIO/);
     await assert.rejects(h.write(f, 0, 'x', 2), /failed/);
   });
