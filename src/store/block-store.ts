@@ -511,7 +511,7 @@ export class LevelBlockStore implements BlockStore {
       capacityBytes: options.capacityBytes ?? Infinity,
       maxFiles: options.maxFiles ?? Infinity,
       maxLinks: options.maxLinks ?? 65000,
-      inodeCacheSize: options.inodeCacheSize ?? 65536,
+      inodeCacheSize: options.inodeCacheSize ?? 16384,
       fdCacheSize: options.fdCacheSize ?? 256,
       maxReadBytes: options.maxReadBytes ?? 4 * 1024 * 1024,
       journalMaxWrite: options.journalMaxWrite ?? DEFAULT_JOURNAL_MAX_WRITE,

@@ -232,7 +232,8 @@ export interface StoreOptions {
   maxFiles?: number;
   /** nlink cap; LINK / MKDIR / RENAME beyond give MLINK (default 65000) */
   maxLinks?: number;
-  /** inode records cached in memory (default 65536) */
+  /** inode records cached in memory (default 16384: an inode object costs ~0.7 KB of heap; 65536 of
+   * them lifted the daemon to 250 MB RSS in a 100 000-file directory for no measurable gain) */
   inodeCacheSize?: number;
   /** open data file descriptors cached (default 256) */
   fdCacheSize?: number;
