@@ -1621,8 +1621,9 @@ export class LevelBlockStore implements BlockStore {
         if (len === 0) return { status: S.OK, count: 0, obj: toAttr(ino), wcc };
         const e = tx.edit(ino);
         if (ino.inline && end <= this.opts.inlineMax) {
-          // small file: the bytes live in LevelDB, in this op's batch (no data file at all)
-          const cur = tx.inlineData(ino.fileid);
+          // small file: the bytes live in LevelDB, in this op's batch (no data file at all); an empty
+          // file has none to read (inline bytes never reach past the size)
+          const cur = ino.size === 0 ? EMPTY : tx.inlineData(ino.fileid);
           const next = Buffer.alloc(Math.max(cur.length, end));
           cur.copy(next);
           next.set(op.data, op.offset);
