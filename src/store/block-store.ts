@@ -487,6 +487,8 @@ export class LevelBlockStore implements BlockStore {
   private ckptUpto = 0;
   private ckptRecorded = 0;
   private ckptSynced = 0;
+  /** the writer should write the checkpoint with a sync write even alone (checkpoint()) */
+  private ckptSyncWanted = false;
   /** fileid -> last op index that journaled a change (write or cut) of it, while above ckptSynced */
   private readonly journaledAt = new Map<number, number>();
   /** obsolete journal records, to drop with the next write */
@@ -930,22 +932,31 @@ export class LevelBlockStore implements BlockStore {
   }
 
   private kickWriter(): void {
-    if (this.writerRunning || this.broken || (this.pending.length === 0 && !this.checkpointWritable())) return;
+    if (this.writerRunning || this.broken || (this.pending.length === 0 && !this.checkpointWritable() && !this.checkpointSyncDue())) return;
     this.writerRunning = true;
     this.writerDone = this.runWriter();
   }
 
   private async runWriter(): Promise<void> {
     try {
-      while (this.pending.length > 0 || this.checkpointWritable()) {
+      while (this.pending.length > 0 || this.checkpointWritable() || this.checkpointSyncDue()) {
         // (a failed fdatasync elsewhere, e.g. a checkpoint's: the next one would report success)
         if (this.broken) throw this.broken;
         if (this.pending.length === 0) {
           // a checkpoint finished and no batch is coming to carry its record: write it alone when it
           // drops journal records, without sync (losing it in a crash only means replaying more of
-          // the journal: every batch that relies on a checkpoint carries its own)
-          const { ops } = this.checkpointOps([], false);
-          if (ops.length > 0) await writeBatch(this.db, ops, false);
+          // the journal: every batch that relies on a checkpoint carries its own); with sync when
+          // checkpoint() asked for a durable clean point
+          const sync = this.ckptSyncWanted;
+          this.ckptSyncWanted = false;
+          const { ops, upto } = this.checkpointOps([], sync);
+          if (ops.length > 0) {
+            await writeBatch(this.db, ops, sync);
+            if (sync) {
+              this.stats.dbSyncs++;
+              this.checkpointSynced(upto);
+            }
+          }
           continue;
         }
         const head = this.pending[0];
@@ -1083,8 +1094,9 @@ export class LevelBlockStore implements BlockStore {
   }
 
   /**
-   * Make the data of every op applied so far durable in the data files and record that: afterwards
-   * the journal holds nothing up to the returned index (a clean point, e.g. before a snapshot).
+   * Make the data of every op applied so far durable in the data files and record that durably
+   * (a sync write): afterwards the journal holds nothing up to the returned index, now or after a
+   * crash (a clean point, e.g. before a snapshot).
    */
   async checkpoint(): Promise<number> {
     this.check();
@@ -1097,12 +1109,30 @@ export class LevelBlockStore implements BlockStore {
       throw e;
     }
     this.stats.checkpoints++;
-    for (let i = 0; i < 1000 && this.unckpt.length > 0 && this.unckpt[0].index <= upto; i++) {
+    // record it with a sync write (a standalone checkpoint record is otherwise written without sync)
+    for (let i = 0; i < 1000 && this.ckptSynced < upto; i++) {
       if (this.broken) throw new Error(`block store failed: ${String(this.broken)}`);
+      if (this.ckptUpto < upto) {
+        // ops applied meanwhile share the last written pass: sync their data too, then it pops
+        if (!this.checkpointWritable()) {
+          try {
+            await this.data.syncDirty(true);
+          } catch (e) {
+            this.fail(e);
+            throw e;
+          }
+        }
+      }
+      this.ckptSyncWanted = true;
       this.kickWriter();
       await this.writerDone;
     }
-    return upto;
+    return Math.min(upto, this.ckptSynced);
+  }
+
+  /** checkpoint() waits for a durable record of the checkpoint */
+  private checkpointSyncDue(): boolean {
+    return this.ckptSyncWanted && this.ckptSynced < this.ckptUpto;
   }
 
   /** journal records written and not yet dropped by a checkpoint (a gauge) */

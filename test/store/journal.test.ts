@@ -11,7 +11,7 @@ import { strict as assert } from 'node:assert';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { Level } from 'level';
-import { openStore } from '../../src/store/block-store';
+import { LevelBlockStore, openStore } from '../../src/store/block-store';
 import { KEY_DATA_CKPT, P_JOURNAL, readU64BE } from '../../src/store/codec';
 import { fsck } from '../../src/store/fsck';
 import { DataFiles } from '../../src/store/data-files';
@@ -234,6 +234,26 @@ describe('store: data journal against newer unjournaled data', function () {
     assert.deepEqual((await fsck(img)).problems, []);
   });
 
+  it('checkpoint() records its checkpoint with a sync write (a clean point that survives a crash)', async () => {
+    const db = (h.store as unknown as { db: { _batch: (ops: unknown[], opts: { sync?: boolean }) => Promise<void> } }).db;
+    const orig = db._batch;
+    db._batch = function (this: unknown, ops, opts) {
+      if (opts?.sync !== true) return Promise.resolve(); // writes without sync are lost
+      return orig.call(this, ops, opts);
+    };
+    try {
+      const f = await h.create(R, 'f');
+      for (let i = 0; i < 8; i++) await h.write(f, i * 4096, Buffer.alloc(4096, i + 1), 2); // journaled
+      const upto = await h.store.checkpoint();
+      assert.equal(upto, h.store.appliedIndex);
+      const img = await crashImage(h);
+      dirs.push(img);
+      assert.deepEqual(await journalState(img), { records: 0, ckpt: upto });
+    } finally {
+      db._batch = orig;
+    }
+  });
+
   it('a checkpoint record written without sync is not relied on (losing it never replays old bytes over newer ones)', async () => {
     // LevelDB writes without sync are lost (power loss after a log switch): drop them outright
     const db = (h.store as unknown as { db: { _batch: (ops: unknown[], opts: { sync?: boolean }) => Promise<void> } }).db;
@@ -250,7 +270,12 @@ describe('store: data journal against newer unjournaled data', function () {
       const f = await h.create(R, 'f');
       const g = await h.create(R, 'g');
       await h.write(f, 0, Buffer.alloc(4096, 0x41), 2); // journaled
-      await h.store.checkpoint(); // data files synced, the record written alone
+      // a background checkpoint (run by hand here): data files synced, the record written alone,
+      // without sync
+      (LevelBlockStore.prototype as unknown as { startCheckpoint: (this: unknown) => void }).startCheckpoint.call(h.store);
+      const t0 = Date.now();
+      while (h.store.journalBacklogBytes > 0 && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(h.store.journalBacklogBytes, 0, 'checkpointed in the background');
       assert.ok(lost > 0, 'the checkpoint record went out without sync');
       await h.write(g, 0, 'journaled, not checkpointed', 2); // keeps the next syncs partial
       const big = Buffer.alloc(128 * 1024, 0x42);
