@@ -132,14 +132,6 @@ function confBytes(c: ConfState): number {
   return 12 + 8 * (c.voters.length + c.learners.length + c.votersOutgoing.length);
 }
 
-/** Bytes of entry payload in a message (for lane selection and queue accounting). */
-export function messageDataBytes(m: Message): number {
-  let n = 0;
-  if (m.entries) for (const e of m.entries) n += e.data.length;
-  if (m.snapshot) n += m.snapshot.data.length;
-  return n;
-}
-
 function encodedMessageBytes(m: Message): number {
   let n = 1 + 8 * 3 + 2;
   if (m.index !== undefined) n += 8;
@@ -270,16 +262,12 @@ export function encodeMessageFrame(m: Message): Buffer {
 /** Fill in the length and checksum of a frame whose payload starts at offset 8. */
 export function sealFrame(buf: Buffer): Buffer {
   buf.writeUInt32LE(buf.length - FRAME_HEADER_BYTES, 0);
-  buf.writeUInt32LE(crc32cOf(buf, FRAME_HEADER_BYTES), 4);
+  buf.writeUInt32LE(crc32c(buf, 0, FRAME_HEADER_BYTES), 4);
   return buf;
 }
 
-function crc32cOf(b: Buffer, start: number): number {
-  return crc32c(b, 0, start, b.length);
-}
-
 export function frameChecksumOk(frame: Buffer): boolean {
-  return crc32c(frame, 0, FRAME_HEADER_BYTES, frame.length) === frame.readUInt32LE(4);
+  return crc32c(frame, 0, FRAME_HEADER_BYTES) === frame.readUInt32LE(4);
 }
 
 export interface Hello {
@@ -352,10 +340,6 @@ export class FrameDecoder {
   private need = -1;
 
   constructor(public maxPayload: number) {}
-
-  get buffered(): number {
-    return this.have;
-  }
 
   push(chunk: Buffer): Buffer[] {
     this.chunks.push(chunk);
