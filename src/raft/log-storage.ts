@@ -96,8 +96,6 @@ interface Segment {
   file: string;
   fd: number;
   size: number;
-  /** lastIndex recorded in the segment's header */
-  headerLast: number;
 }
 
 interface Waiter {
@@ -501,7 +499,7 @@ export class LogStorage implements LogReader {
     const file = path.join(this.dir, segName(seq));
     const fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
     const last = this.base.index + this.index.length;
-    const seg: Segment = { seq, file, fd, size: 0, headerLast: last };
+    const seg: Segment = { seq, file, fd, size: 0 };
     this.segments.push(seg);
     this.dirDirty = true;
     this.emit(
@@ -771,7 +769,7 @@ export class LogStorage implements LogReader {
                 }
               }
               this.hs = h.hardState;
-              this.segments.push({ seq, file, fd: -1, size: 0, headerLast: h.lastIndex });
+              this.segments.push({ seq, file, fd: -1, size: 0 });
               firstSeg = false;
               break;
             }

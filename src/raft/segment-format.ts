@@ -168,8 +168,8 @@ export function parseRecord(buf: Buffer, off: number, end: number, maxPayload: n
   return { ok: true, type: type as RecordType, payloadStart: off + RECORD_HEADER_BYTES, payloadEnd: next, next };
 }
 
-/** True if any valid record starts somewhere in buf[from, end): used to tell a torn tail (nothing valid
- * after the damage) from corruption in the middle of the log (valid records follow). */
+/** Offset of the first valid record starting somewhere in buf[from, end), or -1: used to tell a torn
+ * tail (nothing valid after the damage) from corruption in the middle of the log (valid records follow). */
 export function anyValidRecordAfter(buf: Buffer, from: number, end: number, maxPayload: number): number {
   for (let off = from; off + RECORD_HEADER_BYTES <= end; off++) {
     const len = buf.readUInt32LE(off);
