@@ -300,18 +300,16 @@ export class LogStorage implements LogReader {
     // a window in which a crash cuts the log back below entries this node already acknowledged.
     let skip = 0;
     while (skip < entries.length && first + skip <= last && this.index.term(first + skip) === entries[skip].term) skip++;
-    if (skip > 0) {
-      if (skip === entries.length) return;
-      entries = entries.slice(skip);
-      return this.append(entries);
-    }
-    if (first <= last) {
-      if (first <= this.hs.commit) throw new RangeError(`append: would overwrite committed entry ${first} (commit ${this.hs.commit})`);
-      this.index.truncateFrom(first);
-      for (let i = first; i <= last; i++) this.uncache(i);
+    if (skip === entries.length) return;
+    const from = first + skip;
+    if (from <= last) {
+      if (from <= this.hs.commit) throw new RangeError(`append: would overwrite committed entry ${from} (commit ${this.hs.commit})`);
+      this.index.truncateFrom(from);
+      for (let i = from; i <= last; i++) this.uncache(i);
     }
     try {
-      for (const e of entries) {
+      for (let k = skip; k < entries.length; k++) {
+        const e = entries[k];
         const prevTerm = this.term(e.index - 1)!;
         const rec = encodeEntryRecord(e.index, e.term, prevTerm, e.type, e.data);
         const pos = this.emit(rec);
