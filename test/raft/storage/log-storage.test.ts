@@ -37,6 +37,14 @@ function assertEntries(st: LogStorage, lo: number, hi: number, termOf: (i: numbe
   }
 }
 
+/** Write entries 1..last of term 1 into a new log in dir, sync and close it. */
+async function writeClosedLog(dir: string, last: number, segmentBytes?: number): Promise<void> {
+  const st = await LogStorage.open({ dir, segmentBytes });
+  st.append(mk(1, last, 1));
+  await st.sync();
+  await st.close();
+}
+
 function segFiles(dir: string): string[] {
   return fs
     .readdirSync(dir)
@@ -174,14 +182,11 @@ describe('raft log storage (real files)', function () {
 
   it('cuts a torn tail: file truncated in the middle of the last record', async () => {
     const d = dir();
-    let st = await LogStorage.open({ dir: d });
-    st.append(mk(1, 50, 1));
-    await st.sync();
-    await st.close();
+    await writeClosedLog(d, 50);
     const f = path.join(d, segFiles(d).at(-1)!);
     const size = fs.statSync(f).size;
     fs.truncateSync(f, size - 10);
-    st = await LogStorage.open({ dir: d });
+    let st = await LogStorage.open({ dir: d });
     assert.equal(st.lastIndex(), 49);
     assert.ok(st.stats().recoveredTornBytes > 0);
     assertEntries(st, 1, 49, () => 1);
@@ -196,16 +201,13 @@ describe('raft log storage (real files)', function () {
 
   it('cuts a torn tail: bytes flipped in the last record, and a zero-filled tail', async () => {
     const d = dir();
-    let st = await LogStorage.open({ dir: d });
-    st.append(mk(1, 50, 1));
-    await st.sync();
-    await st.close();
+    await writeClosedLog(d, 50);
     const f = path.join(d, segFiles(d).at(-1)!);
     const b = fs.readFileSync(f);
     b[b.length - 5] ^= 0x5a;
     b[b.length - 6] ^= 0x01;
     fs.writeFileSync(f, b);
-    st = await LogStorage.open({ dir: d });
+    let st = await LogStorage.open({ dir: d });
     assert.equal(st.lastIndex(), 49);
     await st.close();
     fs.appendFileSync(f, Buffer.alloc(4096));
@@ -217,10 +219,7 @@ describe('raft log storage (real files)', function () {
 
   it('refuses to open when a record in the middle is corrupt (valid records follow)', async () => {
     const d = dir();
-    let st = await LogStorage.open({ dir: d });
-    st.append(mk(1, 50, 1));
-    await st.sync();
-    await st.close();
+    await writeClosedLog(d, 50);
     const f = path.join(d, segFiles(d).at(-1)!);
     const b = fs.readFileSync(f);
     const mid = Math.floor(b.length / 2);
@@ -233,10 +232,7 @@ describe('raft log storage (real files)', function () {
 
   it('refuses to open when a non-last segment is damaged or missing', async () => {
     const d = dir();
-    let st = await LogStorage.open({ dir: d, segmentBytes: 2048 });
-    st.append(mk(1, 200, 1));
-    await st.sync();
-    await st.close();
+    await writeClosedLog(d, 200, 2048);
     const files = segFiles(d);
     assert.ok(files.length >= 4);
     const f1 = path.join(d, files[1]);
@@ -247,7 +243,7 @@ describe('raft log storage (real files)', function () {
     fs.renameSync(f1, f1 + '.moved'); // a missing segment
     await assert.rejects(LogStorage.open({ dir: d, segmentBytes: 2048 }), /missing/);
     fs.renameSync(f1 + '.moved', f1);
-    st = await LogStorage.open({ dir: d, segmentBytes: 2048 });
+    const st = await LogStorage.open({ dir: d, segmentBytes: 2048 });
     assertEntries(st, 1, 200, () => 1);
     await st.close();
   });
