@@ -9,17 +9,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { LogStorage } from '../../../src/raft/log-storage';
 import { Entry, EntryType, HardState } from '../../../src/raft/types';
+import { rng } from '../../support/util';
 
+/** seeded integers in [0, n) */
 function prng(seed: number): (n: number) => number {
-  let s = seed >>> 0 || 1;
-  return (n) => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s % n;
-  };
+  const r = rng(seed);
+  return (n) => Math.floor(r() * n);
 }
 
 function data(index: number, term: number, rnd: (n: number) => number): Buffer {

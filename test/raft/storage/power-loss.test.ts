@@ -14,17 +14,12 @@ import * as path from 'node:path';
 import { LogStorage, StorageIo } from '../../../src/raft/log-storage';
 import { fsyncDir } from '../../../src/raft/segment-snapshot-file';
 import { Entry, EntryType, HardState } from '../../../src/raft/types';
+import { rng } from '../../support/util';
 
+/** seeded integers in [0, n) */
 function prng(seed: number): (n: number) => number {
-  let s = seed >>> 0 || 1;
-  return (n) => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s % n;
-  };
+  const r = rng(seed);
+  return (n) => Math.floor(r() * n);
 }
 
 const payload = (index: number, term: number) => {
