@@ -105,9 +105,9 @@ const CKPT_INTERVAL_MS = 1000;
 
 export interface StoreStats {
   /** fdatasync of data files */
-  dataFsyncs: number;
+  readonly dataFsyncs: number;
   /** fsync of data directories (new data files) */
-  dirFsyncs: number;
+  readonly dirFsyncs: number;
   /** LevelDB writes with sync:true */
   dbSyncs: number;
   /** group commits: LevelDB sync writes of pending batches (each covers every op in it) */
@@ -500,7 +500,7 @@ export class LevelBlockStore implements BlockStore {
   private broken: unknown = undefined;
   private readonly opts: Required<Omit<StoreOptions, 'rootMode' | 'rootUid' | 'rootGid'>>;
   readonly data: DataFiles;
-  readonly stats: StoreStats = { dataFsyncs: 0, dirFsyncs: 0, dbSyncs: 0, rounds: 0, dbReads: 0, batches: 0, journalWrites: 0, checkpoints: 0, inlineWrites: 0 };
+  readonly stats: StoreStats;
   recovery: RecoveryReport = { cleanShutdown: true, pendingUnlinksFinished: 0, orphanDataFilesRemoved: 0, dataFilesTruncated: 0, journalReplayed: 0 };
 
   private constructor(
@@ -520,7 +520,23 @@ export class LevelBlockStore implements BlockStore {
       inlineMax: options.inlineMax ?? DEFAULT_INLINE_MAX,
     };
     this.cache = new LruCache(this.opts.inodeCacheSize);
-    this.data = new DataFiles(dataDir, this.opts.fdCacheSize);
+    const data = (this.data = new DataFiles(dataDir, this.opts.fdCacheSize));
+    this.stats = {
+      // every data barrier counts (the writer's, checkpoints', backpressure's): read where they are counted
+      get dataFsyncs() {
+        return data.stats.fsyncs;
+      },
+      get dirFsyncs() {
+        return data.stats.dirFsyncs;
+      },
+      dbSyncs: 0,
+      rounds: 0,
+      dbReads: 0,
+      batches: 0,
+      journalWrites: 0,
+      checkpoints: 0,
+      inlineWrites: 0,
+    };
   }
 
   /** Last op applied (visible to reads). Its record reaches LevelDB shortly after, durably only once a
@@ -964,8 +980,6 @@ export class LevelBlockStore implements BlockStore {
           // the sync barrier: data first, then the metadata that describes it. Batches applied while
           // it runs are written with this one when their data is covered too.
           await this.data.syncDirty();
-          this.stats.dataFsyncs = this.data.stats.fsyncs;
-          this.stats.dirFsyncs = this.data.stats.dirFsyncs;
           continue;
         }
         let n = 0;
