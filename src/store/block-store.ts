@@ -110,12 +110,10 @@ export interface StoreStats {
   readonly dirFsyncs: number;
   /** LevelDB writes with sync:true */
   dbSyncs: number;
-  /** group commits: LevelDB sync writes of pending batches (each covers every op in it) */
-  rounds: number;
+  /** group commits: the writer's LevelDB sync writes of pending batches (each covers every op in it) */
+  groupCommits: number;
   /** LevelDB point reads plus iterator entries read */
   dbReads: number;
-  /** batches written */
-  batches: number;
   /** WRITEs made durable by the journal (their bytes in the LevelDB batch) */
   journalWrites: number;
   /** checkpoints: journaled data synced to the data files, their journal records dropped */
@@ -530,17 +528,16 @@ export class LevelBlockStore implements BlockStore {
         return data.stats.dirFsyncs;
       },
       dbSyncs: 0,
-      rounds: 0,
+      groupCommits: 0,
       dbReads: 0,
-      batches: 0,
       journalWrites: 0,
       checkpoints: 0,
       inlineWrites: 0,
     };
   }
 
-  /** Last op applied (visible to reads). Its record reaches LevelDB shortly after, durably only once a
-   * sync round covers it: log compaction must use `durableAppliedIndex` (or call sync() first). */
+  /** Last op applied (visible to reads). Its record reaches LevelDB (durably) once the writer has
+   * written its batch: log compaction must use `durableAppliedIndex` (or call sync() first). */
   get appliedIndex(): number {
     return this.state.applied;
   }
@@ -1002,9 +999,8 @@ export class LevelBlockStore implements BlockStore {
         this.checkpointSynced(upto);
         this.pending.splice(0, n);
         this.pendingJournalBytes -= jbytes;
-        this.stats.batches++;
         this.stats.dbSyncs++;
-        this.stats.rounds++;
+        this.stats.groupCommits++;
         this.writtenIndex = batches[n - 1].index;
         this.durableIndex = this.writtenIndex;
         const keys = jbytes > 0 || batches.some((b) => b.journalKeys.length > 0) ? batches.flatMap((b) => b.journalKeys) : [];
