@@ -450,7 +450,6 @@ interface Waiter {
 export class LevelBlockStore implements BlockStore {
   readonly rootFileId = ROOT_ID;
   private state!: StoreState;
-  private durableIndex = 0;
   private lastQueued = 0;
   private readonly mutex = new Mutex();
   private readonly cache: LruCache<Inode>;
@@ -474,7 +473,7 @@ export class LevelBlockStore implements BlockStore {
   private overlaySeq = 0;
   private writerRunning = false;
   private writerDone: Promise<void> = Promise.resolve();
-  /** highest op index whose batch is in LevelDB */
+  /** highest op index whose batch is in LevelDB: every write is a sync write, so the durable one */
   private writtenIndex = 0;
   private flushWaiters: Waiter[] = [];
   /** journal state: written passes not covered by a checkpoint (oldest first), their bytes */
@@ -549,7 +548,7 @@ export class LevelBlockStore implements BlockStore {
 
   /** Every op up to here is durable: data and metadata survive a crash or power loss. */
   get durableAppliedIndex(): number {
-    return this.durableIndex;
+    return this.writtenIndex;
   }
 
   /** Counters of the store (file count, bytes used) as recorded. */
@@ -621,7 +620,6 @@ export class LevelBlockStore implements BlockStore {
       if (!st) throw new Error(`store in ${this.dataDir} has no state record`);
       this.state = decodeState(st);
     }
-    this.durableIndex = this.state.applied;
     this.lastQueued = this.state.applied;
     this.writtenIndex = this.state.applied;
     const clean = (await this.db.get(KEY_CLEAN)) !== undefined;
@@ -789,7 +787,7 @@ export class LevelBlockStore implements BlockStore {
       // replay of an op already applied: a no-op with the status it had (OK when no longer known)
       const slot = index % RECENT_RESULTS;
       const r: OpResult = { status: this.recentIndex[slot] === index ? (this.recentStatus[slot] as S) : S.OK };
-      return index <= this.durableIndex ? Promise.resolve(r) : this.waitDurable(index).then(() => r);
+      return this.waitDurable(index).then(() => r);
     }
     if (index !== this.lastQueued + 1) {
       return Promise.reject(new Error(`op index ${index} out of order (last queued ${this.lastQueued})`));
@@ -940,7 +938,7 @@ export class LevelBlockStore implements BlockStore {
       // Backpressure, holding the mutex: wait for the writer (which needs no mutex) to catch up. The
       // data barrier runs here first so that the batches waited for can be written at once.
       await this.data.syncDirty();
-      await this.waitWritten(this.pendingJournalBytes > MAX_PENDING_JOURNAL_BYTES ? tx.st.applied : tx.st.applied - MAX_PENDING_BATCHES / 2);
+      await this.waitDurable(this.pendingJournalBytes > MAX_PENDING_JOURNAL_BYTES ? tx.st.applied : tx.st.applied - MAX_PENDING_BATCHES / 2);
     }
   }
 
@@ -1002,7 +1000,6 @@ export class LevelBlockStore implements BlockStore {
         this.stats.dbSyncs++;
         this.stats.groupCommits++;
         this.writtenIndex = batches[n - 1].index;
-        this.durableIndex = this.writtenIndex;
         const keys = jbytes > 0 || batches.some((b) => b.journalKeys.length > 0) ? batches.flatMap((b) => b.journalKeys) : [];
         this.unckpt.push({ index: this.writtenIndex, fullSeq: batches[n - 1].fullSeq, keys, bytes: jbytes });
         this.unckptBytes += jbytes;
@@ -1111,7 +1108,7 @@ export class LevelBlockStore implements BlockStore {
   async checkpoint(): Promise<number> {
     this.check();
     const upto = this.state.applied;
-    await this.waitWritten(upto);
+    await this.waitDurable(upto);
     try {
       await this.data.syncDirty(true);
     } catch (e) {
@@ -1194,33 +1191,22 @@ export class LevelBlockStore implements BlockStore {
     this.flushWaiters = still;
   }
 
-  /** Resolves once the batches of every op up to `index` are written to LevelDB (and so durable);
-   * for an op not applied yet, once it is applied and written. */
-  private waitWritten(index: number): Promise<void> {
-    if (this.broken) return Promise.reject(this.broken);
+  // ---------------------------------------------------------------- group commit
+
+  /**
+   * Resolves once op `index` (and every op before it) is durable: its batch is written to LevelDB; for
+   * an op not applied yet, once it is applied and written. The writer writes a batch only once the
+   * data it relies on is synced (its gate) and every write is a sync write, so a written batch is a
+   * durable one: the group commit is the writer's, which writes everything pending in one LevelDB
+   * write while the previous one (or the data barrier) runs.
+   */
+  private waitDurable(index: number): Promise<void> {
     if (index <= this.writtenIndex) return Promise.resolve();
+    if (this.broken) return Promise.reject(this.broken);
     return new Promise<void>((resolve, reject) => {
       this.flushWaiters.push({ index, resolve, reject });
       this.kickWriter();
     });
-  }
-
-  /** Everything applied so far is in LevelDB (not necessarily synced). */
-  private flushWrites(): Promise<void> {
-    return this.waitWritten(this.state.applied);
-  }
-
-  // ---------------------------------------------------------------- group commit
-
-  /**
-   * Resolves once op `index` (and every op before it) is durable. The writer writes a batch only once
-   * the data it relies on is synced (its gate) and every write is a sync write, so a written batch is
-   * a durable one: the group commit is the writer's, which writes everything pending in one LevelDB
-   * write while the previous one (or the data barrier) runs.
-   */
-  private waitDurable(index: number): Promise<void> {
-    if (index <= this.durableIndex) return Promise.resolve();
-    return this.waitWritten(index);
   }
 
   async sync(_file?: FileId): Promise<void> {
@@ -1963,7 +1949,7 @@ export class LevelBlockStore implements BlockStore {
     if (!this.broken) {
       await this.mutex.run(async () => {
         await this.data.syncDirty();
-        await this.flushWrites();
+        await this.waitDurable(this.state.applied);
         await this.writerDone;
         // truncations the writer did after its last batch, and every journaled write: a checkpoint
         await this.data.syncDirty(true);
@@ -1975,7 +1961,6 @@ export class LevelBlockStore implements BlockStore {
         ops.push({ type: 'put', key: KEY_CLEAN, value: Buffer.from([1]) });
         await this.db.batch(ops, { sync: true });
         this.stats.dbSyncs++;
-        this.durableIndex = this.state.applied;
         this.ckptRecorded = this.state.applied;
         this.checkpointSynced(this.state.applied);
       });
