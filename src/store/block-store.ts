@@ -326,7 +326,7 @@ class Tx {
     if (c !== undefined) return c ?? undefined;
     const s = this.seen.get(id);
     if (s !== undefined) return s ?? undefined;
-    const i = await this.store.loadInode(id, true);
+    const i = this.store.inodeSync(id);
     this.seen.set(id, i ?? null);
     return i;
   }
@@ -661,7 +661,7 @@ export class LevelBlockStore implements BlockStore {
     let replayed = 0;
     for await (const [, v] of this.db.iterator(journalRangeAfter(ckpt))) {
       const r = decodeJournal(v);
-      const ino = await this.loadInode(r.fileid, false);
+      const ino = this.inodeSync(r.fileid);
       if (!ino || ino.type !== FileType.REG || ino.inline) continue;
       if (r.kind === JOURNAL_WRITE) await this.data.write(r.fileid, r.offset, r.data);
       else await this.data.truncate(r.fileid, r.size);
@@ -692,7 +692,7 @@ export class LevelBlockStore implements BlockStore {
       for (const name of names) {
         const file = path.join(dir, name);
         const id = /^[0-9a-f]{16}$/.test(name) ? parseInt(name, 16) : NaN;
-        const ino = Number.isSafeInteger(id) ? await this.loadInode(id, false) : undefined;
+        const ino = this.inodeSync(id);
         if (!ino && id >= this.state.nextFileId && this.data.pathOf(id) === file) {
           // pre-created ahead of use: keep it if empty (nothing can have written to it)
           const st = await fsp.stat(file);
@@ -745,18 +745,12 @@ export class LevelBlockStore implements BlockStore {
   }
 
   /**
-   * @internal read an inode through the cache. A miss reads the overlay and LevelDB synchronously
-   * (`getSync`), for applies and readers alike: no op can commit between the read and the cache fill,
-   * so what is cached is never older than the newest commit (a reader that awaited a thread-pool
-   * `get` could otherwise cache a record an op replaced meanwhile). `_locked` (the caller holds the
-   * apply mutex) no longer changes anything.
+   * @internal Read an inode through the cache (applies and readers alike). A miss reads the overlay
+   * and LevelDB synchronously (`getSync`): no op can commit between the read and the cache fill, so
+   * what is cached is never older than the newest commit (a reader that awaited a thread-pool `get`
+   * could otherwise cache a record an op replaced meanwhile).
    */
-  async loadInode(id: number, _locked: boolean): Promise<Inode | undefined> {
-    return this.inodeSync(id);
-  }
-
-  /** loadInode without the promise, for the read paths. */
-  private inodeSync(id: number): Inode | undefined {
+  inodeSync(id: number): Inode | undefined {
     if (!Number.isSafeInteger(id) || id <= 0) return undefined;
     const c = this.cache.get(id);
     if (c) return c;
