@@ -1276,10 +1276,7 @@ export class LevelBlockStore implements BlockStore {
     }
   }
 
-  /**
-   * Validate sattr3 for `ino` as `cred` and apply it to `e` (a mutable copy, or the new inode).
-   * Returns the new size when the size changes (data to cut is the caller's business).
-   */
+  /** Validate sattr3 for `ino` as `cred` (OpError when it may not be applied); applySetAttrs applies it. */
   private checkSetAttrs(ino: Inode, attrs: SetAttrs, cred: Cred): void {
     const root = cred.uid === 0;
     const owner = root || cred.uid === ino.uid;
