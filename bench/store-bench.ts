@@ -30,7 +30,7 @@ async function groupCommit(base: string, callers: number, sequences: number): Pr
   const data = Buffer.alloc(4096, 7);
   let next = 0;
   const f0 = fsyncs(s);
-  const r0 = s.stats.rounds;
+  const g0 = s.stats.groupCommits;
   const t0 = process.hrtime.bigint();
   await Promise.all(
     Array.from({ length: callers }, async () => {
@@ -50,7 +50,7 @@ async function groupCommit(base: string, callers: number, sequences: number): Pr
   console.log(
     `group commit, ${String(callers).padStart(2)} caller(s): ${sequences} create+4KiB FILE_SYNC write in ${secs.toFixed(2)} s = ` +
       `${(ops / secs).toFixed(0)} ops/s, ${(sequences / secs).toFixed(0)} files/s; fsyncs/op ${(f / ops).toFixed(3)} ` +
-      `(data ${s.stats.dataFsyncs}, dir ${s.stats.dirFsyncs}, leveldb ${s.stats.dbSyncs}, rounds ${s.stats.rounds - r0})`,
+      `(data ${s.stats.dataFsyncs}, dir ${s.stats.dirFsyncs}, leveldb ${s.stats.dbSyncs}, group commits ${s.stats.groupCommits - g0})`,
   );
   await s.close();
   rmSync(dir, { recursive: true, force: true });
@@ -75,7 +75,7 @@ async function sequential(base: string, bytes: number, stable: 0 | 2): Promise<v
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
   console.log(
     `sequential ${(bytes / 2 ** 20).toFixed(0)} MiB in 1 MiB ${stable ? 'FILE_SYNC' : 'UNSTABLE'} writes${stable ? '' : ' + COMMIT'}: ` +
-      `${secs.toFixed(2)} s = ${(bytes / 2 ** 20 / secs).toFixed(0)} MiB/s (fsyncs ${fsyncs(s)}, rounds ${s.stats.rounds})`,
+      `${secs.toFixed(2)} s = ${(bytes / 2 ** 20 / secs).toFixed(0)} MiB/s (fsyncs ${fsyncs(s)}, group commits ${s.stats.groupCommits})`,
   );
   await s.close();
   rmSync(dir, { recursive: true, force: true });
@@ -121,7 +121,7 @@ async function metadata(base: string, n: number): Promise<void> {
   }
   const lsecs = Number(process.hrtime.bigint() - t1) / 1e9;
   console.log(
-    `metadata: ${n} pipelined creates ${(n / secs).toFixed(0)}/s (rounds ${s.stats.rounds}); ` +
+    `metadata: ${n} pipelined creates ${(n / secs).toFixed(0)}/s (group commits ${s.stats.groupCommits}); ` +
       `readdir of ${count} entries in pages of 1000: ${(lsecs * 1000).toFixed(0)} ms = ${(count / lsecs).toFixed(0)} entries/s`,
   );
   await s.close();

@@ -105,17 +105,15 @@ const CKPT_INTERVAL_MS = 1000;
 
 export interface StoreStats {
   /** fdatasync of data files */
-  dataFsyncs: number;
+  readonly dataFsyncs: number;
   /** fsync of data directories (new data files) */
-  dirFsyncs: number;
+  readonly dirFsyncs: number;
   /** LevelDB writes with sync:true */
   dbSyncs: number;
-  /** group commits: LevelDB sync writes of pending batches (each covers every op in it) */
-  rounds: number;
+  /** group commits: the writer's LevelDB sync writes of pending batches (each covers every op in it) */
+  groupCommits: number;
   /** LevelDB point reads plus iterator entries read */
   dbReads: number;
-  /** batches written */
-  batches: number;
   /** WRITEs made durable by the journal (their bytes in the LevelDB batch) */
   journalWrites: number;
   /** checkpoints: journaled data synced to the data files, their journal records dropped */
@@ -328,7 +326,7 @@ class Tx {
     if (c !== undefined) return c ?? undefined;
     const s = this.seen.get(id);
     if (s !== undefined) return s ?? undefined;
-    const i = await this.store.loadInode(id, true);
+    const i = this.store.inodeSync(id);
     this.seen.set(id, i ?? null);
     return i;
   }
@@ -452,7 +450,6 @@ interface Waiter {
 export class LevelBlockStore implements BlockStore {
   readonly rootFileId = ROOT_ID;
   private state!: StoreState;
-  private durableIndex = 0;
   private lastQueued = 0;
   private readonly mutex = new Mutex();
   private readonly cache: LruCache<Inode>;
@@ -476,7 +473,7 @@ export class LevelBlockStore implements BlockStore {
   private overlaySeq = 0;
   private writerRunning = false;
   private writerDone: Promise<void> = Promise.resolve();
-  /** highest op index whose batch is in LevelDB */
+  /** highest op index whose batch is in LevelDB: every write is a sync write, so the durable one */
   private writtenIndex = 0;
   private flushWaiters: Waiter[] = [];
   /** journal state: written passes not covered by a checkpoint (oldest first), their bytes */
@@ -500,7 +497,7 @@ export class LevelBlockStore implements BlockStore {
   private broken: unknown = undefined;
   private readonly opts: Required<Omit<StoreOptions, 'rootMode' | 'rootUid' | 'rootGid'>>;
   readonly data: DataFiles;
-  readonly stats: StoreStats = { dataFsyncs: 0, dirFsyncs: 0, dbSyncs: 0, rounds: 0, dbReads: 0, batches: 0, journalWrites: 0, checkpoints: 0, inlineWrites: 0 };
+  readonly stats: StoreStats;
   recovery: RecoveryReport = { cleanShutdown: true, pendingUnlinksFinished: 0, orphanDataFilesRemoved: 0, dataFilesTruncated: 0, journalReplayed: 0 };
 
   private constructor(
@@ -520,11 +517,26 @@ export class LevelBlockStore implements BlockStore {
       inlineMax: options.inlineMax ?? DEFAULT_INLINE_MAX,
     };
     this.cache = new LruCache(this.opts.inodeCacheSize);
-    this.data = new DataFiles(dataDir, this.opts.fdCacheSize);
+    const data = (this.data = new DataFiles(dataDir, this.opts.fdCacheSize));
+    this.stats = {
+      // every data barrier counts (the writer's, checkpoints', backpressure's): read where they are counted
+      get dataFsyncs() {
+        return data.stats.fsyncs;
+      },
+      get dirFsyncs() {
+        return data.stats.dirFsyncs;
+      },
+      dbSyncs: 0,
+      groupCommits: 0,
+      dbReads: 0,
+      journalWrites: 0,
+      checkpoints: 0,
+      inlineWrites: 0,
+    };
   }
 
-  /** Last op applied (visible to reads). Its record reaches LevelDB shortly after, durably only once a
-   * sync round covers it: log compaction must use `durableAppliedIndex` (or call sync() first). */
+  /** Last op applied (visible to reads). Its record reaches LevelDB (durably) once the writer has
+   * written its batch: log compaction must use `durableAppliedIndex` (or call sync() first). */
   get appliedIndex(): number {
     return this.state.applied;
   }
@@ -536,7 +548,7 @@ export class LevelBlockStore implements BlockStore {
 
   /** Every op up to here is durable: data and metadata survive a crash or power loss. */
   get durableAppliedIndex(): number {
-    return this.durableIndex;
+    return this.writtenIndex;
   }
 
   /** Counters of the store (file count, bytes used) as recorded. */
@@ -608,7 +620,6 @@ export class LevelBlockStore implements BlockStore {
       if (!st) throw new Error(`store in ${this.dataDir} has no state record`);
       this.state = decodeState(st);
     }
-    this.durableIndex = this.state.applied;
     this.lastQueued = this.state.applied;
     this.writtenIndex = this.state.applied;
     const clean = (await this.db.get(KEY_CLEAN)) !== undefined;
@@ -650,7 +661,7 @@ export class LevelBlockStore implements BlockStore {
     let replayed = 0;
     for await (const [, v] of this.db.iterator(journalRangeAfter(ckpt))) {
       const r = decodeJournal(v);
-      const ino = await this.loadInode(r.fileid, false);
+      const ino = this.inodeSync(r.fileid);
       if (!ino || ino.type !== FileType.REG || ino.inline) continue;
       if (r.kind === JOURNAL_WRITE) await this.data.write(r.fileid, r.offset, r.data);
       else await this.data.truncate(r.fileid, r.size);
@@ -681,7 +692,7 @@ export class LevelBlockStore implements BlockStore {
       for (const name of names) {
         const file = path.join(dir, name);
         const id = /^[0-9a-f]{16}$/.test(name) ? parseInt(name, 16) : NaN;
-        const ino = Number.isSafeInteger(id) ? await this.loadInode(id, false) : undefined;
+        const ino = this.inodeSync(id);
         if (!ino && id >= this.state.nextFileId && this.data.pathOf(id) === file) {
           // pre-created ahead of use: keep it if empty (nothing can have written to it)
           const st = await fsp.stat(file);
@@ -734,18 +745,12 @@ export class LevelBlockStore implements BlockStore {
   }
 
   /**
-   * @internal read an inode through the cache. A miss reads the overlay and LevelDB synchronously
-   * (`getSync`), for applies and readers alike: no op can commit between the read and the cache fill,
-   * so what is cached is never older than the newest commit (a reader that awaited a thread-pool
-   * `get` could otherwise cache a record an op replaced meanwhile). `_locked` (the caller holds the
-   * apply mutex) no longer changes anything.
+   * @internal Read an inode through the cache (applies and readers alike). A miss reads the overlay
+   * and LevelDB synchronously (`getSync`): no op can commit between the read and the cache fill, so
+   * what is cached is never older than the newest commit (a reader that awaited a thread-pool `get`
+   * could otherwise cache a record an op replaced meanwhile).
    */
-  async loadInode(id: number, _locked: boolean): Promise<Inode | undefined> {
-    return this.inodeSync(id);
-  }
-
-  /** loadInode without the promise, for the read paths. */
-  private inodeSync(id: number): Inode | undefined {
+  inodeSync(id: number): Inode | undefined {
     if (!Number.isSafeInteger(id) || id <= 0) return undefined;
     const c = this.cache.get(id);
     if (c) return c;
@@ -776,7 +781,7 @@ export class LevelBlockStore implements BlockStore {
       // replay of an op already applied: a no-op with the status it had (OK when no longer known)
       const slot = index % RECENT_RESULTS;
       const r: OpResult = { status: this.recentIndex[slot] === index ? (this.recentStatus[slot] as S) : S.OK };
-      return index <= this.durableIndex ? Promise.resolve(r) : this.waitDurable(index).then(() => r);
+      return this.waitDurable(index).then(() => r);
     }
     if (index !== this.lastQueued + 1) {
       return Promise.reject(new Error(`op index ${index} out of order (last queued ${this.lastQueued})`));
@@ -927,7 +932,7 @@ export class LevelBlockStore implements BlockStore {
       // Backpressure, holding the mutex: wait for the writer (which needs no mutex) to catch up. The
       // data barrier runs here first so that the batches waited for can be written at once.
       await this.data.syncDirty();
-      await this.waitWritten(this.pendingJournalBytes > MAX_PENDING_JOURNAL_BYTES ? tx.st.applied : tx.st.applied - MAX_PENDING_BATCHES / 2);
+      await this.waitDurable(this.pendingJournalBytes > MAX_PENDING_JOURNAL_BYTES ? tx.st.applied : tx.st.applied - MAX_PENDING_BATCHES / 2);
     }
   }
 
@@ -964,8 +969,6 @@ export class LevelBlockStore implements BlockStore {
           // the sync barrier: data first, then the metadata that describes it. Batches applied while
           // it runs are written with this one when their data is covered too.
           await this.data.syncDirty();
-          this.stats.dataFsyncs = this.data.stats.fsyncs;
-          this.stats.dirFsyncs = this.data.stats.dirFsyncs;
           continue;
         }
         let n = 0;
@@ -988,11 +991,9 @@ export class LevelBlockStore implements BlockStore {
         this.checkpointSynced(upto);
         this.pending.splice(0, n);
         this.pendingJournalBytes -= jbytes;
-        this.stats.batches++;
         this.stats.dbSyncs++;
-        this.stats.rounds++;
+        this.stats.groupCommits++;
         this.writtenIndex = batches[n - 1].index;
-        this.durableIndex = this.writtenIndex;
         const keys = jbytes > 0 || batches.some((b) => b.journalKeys.length > 0) ? batches.flatMap((b) => b.journalKeys) : [];
         this.unckpt.push({ index: this.writtenIndex, fullSeq: batches[n - 1].fullSeq, keys, bytes: jbytes });
         this.unckptBytes += jbytes;
@@ -1101,7 +1102,7 @@ export class LevelBlockStore implements BlockStore {
   async checkpoint(): Promise<number> {
     this.check();
     const upto = this.state.applied;
-    await this.waitWritten(upto);
+    await this.waitDurable(upto);
     try {
       await this.data.syncDirty(true);
     } catch (e) {
@@ -1184,33 +1185,22 @@ export class LevelBlockStore implements BlockStore {
     this.flushWaiters = still;
   }
 
-  /** Resolves once the batches of every op up to `index` are written to LevelDB (and so durable);
-   * for an op not applied yet, once it is applied and written. */
-  private waitWritten(index: number): Promise<void> {
-    if (this.broken) return Promise.reject(this.broken);
+  // ---------------------------------------------------------------- group commit
+
+  /**
+   * Resolves once op `index` (and every op before it) is durable: its batch is written to LevelDB; for
+   * an op not applied yet, once it is applied and written. The writer writes a batch only once the
+   * data it relies on is synced (its gate) and every write is a sync write, so a written batch is a
+   * durable one: the group commit is the writer's, which writes everything pending in one LevelDB
+   * write while the previous one (or the data barrier) runs.
+   */
+  private waitDurable(index: number): Promise<void> {
     if (index <= this.writtenIndex) return Promise.resolve();
+    if (this.broken) return Promise.reject(this.broken);
     return new Promise<void>((resolve, reject) => {
       this.flushWaiters.push({ index, resolve, reject });
       this.kickWriter();
     });
-  }
-
-  /** Everything applied so far is in LevelDB (not necessarily synced). */
-  private flushWrites(): Promise<void> {
-    return this.waitWritten(this.state.applied);
-  }
-
-  // ---------------------------------------------------------------- group commit
-
-  /**
-   * Resolves once op `index` (and every op before it) is durable. The writer writes a batch only once
-   * the data it relies on is synced (its gate) and every write is a sync write, so a written batch is
-   * a durable one: the group commit is the writer's, which writes everything pending in one LevelDB
-   * write while the previous one (or the data barrier) runs.
-   */
-  private waitDurable(index: number): Promise<void> {
-    if (index <= this.durableIndex) return Promise.resolve();
-    return this.waitWritten(index);
   }
 
   async sync(_file?: FileId): Promise<void> {
@@ -1286,10 +1276,7 @@ export class LevelBlockStore implements BlockStore {
     }
   }
 
-  /**
-   * Validate sattr3 for `ino` as `cred` and apply it to `e` (a mutable copy, or the new inode).
-   * Returns the new size when the size changes (data to cut is the caller's business).
-   */
+  /** Validate sattr3 for `ino` as `cred` (OpError when it may not be applied); applySetAttrs applies it. */
   private checkSetAttrs(ino: Inode, attrs: SetAttrs, cred: Cred): void {
     const root = cred.uid === 0;
     const owner = root || cred.uid === ino.uid;
@@ -1953,7 +1940,7 @@ export class LevelBlockStore implements BlockStore {
     if (!this.broken) {
       await this.mutex.run(async () => {
         await this.data.syncDirty();
-        await this.flushWrites();
+        await this.waitDurable(this.state.applied);
         await this.writerDone;
         // truncations the writer did after its last batch, and every journaled write: a checkpoint
         await this.data.syncDirty(true);
@@ -1965,7 +1952,6 @@ export class LevelBlockStore implements BlockStore {
         ops.push({ type: 'put', key: KEY_CLEAN, value: Buffer.from([1]) });
         await this.db.batch(ops, { sync: true });
         this.stats.dbSyncs++;
-        this.durableIndex = this.state.applied;
         this.ckptRecorded = this.state.applied;
         this.checkpointSynced(this.state.applied);
       });

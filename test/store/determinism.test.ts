@@ -1,18 +1,8 @@
 import { strict as assert } from 'node:assert';
 import { FileType, type Cred, type OpResult, type StoreOp } from '../../src/store/types';
 import { fsck } from '../../src/store/fsck';
+import { rng } from '../support/util';
 import { ALICE, BOB, Harness, ROOT } from './helpers';
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A reproducible random op stream over a small name space (so ops collide often). It learns the file
  * ids that exist from the results of the ops it made, so most ops hit live objects. */

@@ -35,11 +35,11 @@ describe('store: durability and group commit', function () {
     assert.equal((await h.readAll(f)).toString(), 'stableunstable!');
   });
 
-  it('concurrent stable callers share sync rounds', async () => {
+  it('concurrent stable callers share group commits (LevelDB sync writes)', async () => {
     await h.reopen(); // default options: small files inline
     const callers = 16;
     const perCaller = 4;
-    const r0 = h.store.stats.rounds;
+    const g0 = h.store.stats.groupCommits;
     const data = Buffer.alloc(4096, 1);
     let n = 0;
     await Promise.all(
@@ -53,13 +53,13 @@ describe('store: durability and group commit', function () {
         }
       }),
     );
-    const rounds = h.store.stats.rounds - r0;
+    const commits = h.store.stats.groupCommits - g0;
     assert.equal(n, callers * perCaller * 2);
-    assert.ok(rounds <= n / 2, `${rounds} LevelDB sync writes for ${n} stable ops`);
-    // the same ops from one caller need one round each
-    const r1 = h.store.stats.rounds;
+    assert.ok(commits <= n / 2, `${commits} LevelDB sync writes for ${n} stable ops`);
+    // the same ops from one caller need one group commit each
+    const g1 = h.store.stats.groupCommits;
     for (let k = 0; k < 8; k++) await h.create(R, `s${k}`);
-    assert.equal(h.store.stats.rounds - r1, 8);
+    assert.equal(h.store.stats.groupCommits - g1, 8);
   });
 
   it('malformed ops give INVAL, never an exception or a broken store', async () => {

@@ -60,9 +60,9 @@ describe('store: durability and fault handling', function () {
     assert.equal(h.store.durableAppliedIndex, h.store.appliedIndex);
   });
 
-  it('no deadlock: backpressure (> 4096 pending batches) while a round waits on a slow fdatasync', async () => {
+  it("no deadlock: backpressure (> 4096 pending batches) while the writer's data barrier waits on a slow fdatasync", async () => {
     const f = await h.create(R, 'f');
-    assert.equal((await h.write(f, 0, 'a', 0)).status, S.OK); // dirty data for the round's barrier
+    assert.equal((await h.write(f, 0, 'a', 0)).status, S.OK); // dirty data for the writer's barrier
     // slow fdatasync (1 s), as on a loaded disk
     const probe = await fsp.open(h.store.data.pathOf(f), 'r');
     const proto = Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };

@@ -126,7 +126,7 @@ describe('store: readdir and cookies', function () {
     this.timeout(600_000);
     const N = 100_000;
     const d = await h.mkdir(R, 'big');
-    // pipelined creates: group commit makes this a few hundred fsync rounds, not 100k
+    // pipelined creates: group commit makes this a few hundred LevelDB sync writes, not 100k
     const chunk = 5000;
     for (let i = 0; i < N; i += chunk) {
       const ps = [];
