@@ -31,9 +31,6 @@ import { DuplicateRequestCache, type DrcLimits, type DrcToken } from './duplicat
 
 export const RPC_VERSION = 2;
 
-/** defaults of the optional limits (config.ts holds the same values) */
-const DEFAULT_MAX_CONNECTIONS_PER_CLIENT = 64;
-
 const enum MsgType {
   CALL = 0,
   REPLY = 1,
@@ -340,6 +337,7 @@ export class RpcServer {
   private readonly maxReplyHeld: number;
   /** TCP connections open per client address */
   private readonly perClient = new Map<string, number>();
+  private readonly maxPerClient: number;
   private readonly maxHeld: number;
   /** the duplicate request cache (undefined: disabled) */
   readonly drc: DuplicateRequestCache | undefined;
@@ -352,6 +350,7 @@ export class RpcServer {
     this.maxReplyFragment = opts.maxReplyFragment;
     this.maxHeld = opts.limits.maxBufferedBytes ?? DEFAULT_LIMITS.maxBufferedBytes;
     this.maxReplyHeld = opts.limits.maxReplyBytesTotal ?? DEFAULT_LIMITS.maxReplyBytesTotal;
+    this.maxPerClient = opts.limits.maxConnectionsPerClient ?? DEFAULT_LIMITS.maxConnectionsPerClient;
     if (opts.drc !== false) {
       const l: Partial<DrcLimits> = {};
       if (opts.limits.drcMaxEntries !== undefined) l.maxEntries = opts.limits.drcMaxEntries;
@@ -537,11 +536,10 @@ export class RpcServer {
       return;
     }
     const addr = normalizeAddress(sock.remoteAddress ?? '');
-    const maxPerClient = this.limits.maxConnectionsPerClient ?? DEFAULT_MAX_CONNECTIONS_PER_CLIENT;
     const open = this.perClient.get(addr) ?? 0;
-    if (open >= maxPerClient) {
+    if (open >= this.maxPerClient) {
       this.metrics.dropped('max-connections-per-client');
-      this.clientWarn({ remote: addr, max: maxPerClient }, 'connection limit per client reached, refusing');
+      this.clientWarn({ remote: addr, max: this.maxPerClient }, 'connection limit per client reached, refusing');
       sock.destroy();
       return;
     }
