@@ -62,11 +62,6 @@ export class MountProgram implements RpcProgram {
     return PROCS[proc] ?? 'unknown';
   }
 
-  /** current mount list, oldest first */
-  mountList(): { host: string; path: string }[] {
-    return [...this.mounts.values()].map(({ host, path }) => ({ host, path }));
-  }
-
   /** The export a MNT path falls in (its root or below it, longest match), and the names below. */
   private locate(path: string): { exp: Export; names: string[] } | undefined {
     const p = normalizePath(path);

@@ -45,8 +45,6 @@ export class RecordDecoder {
   private fragments = 0;
   private parts: Uint8Array[] = [];
   private recordSize = 0;
-  /** true once any byte of the next record has arrived */
-  private started = false;
   private failed: Error | undefined;
 
   constructor(opts: RecordDecoderOptions) {
@@ -56,7 +54,7 @@ export class RecordDecoder {
 
   /** true while a record has begun but is not complete (used by the slow-client guard) */
   get hasPartialRecord(): boolean {
-    return this.started;
+    return this.inFragment || this.headerBytes > 0 || this.fragments > 0;
   }
 
   /** bytes of the current partial record buffered so far */
@@ -74,7 +72,6 @@ export class RecordDecoder {
     let pos = 0;
     const n = chunk.length;
     while (pos < n) {
-      this.started = true;
       if (!this.inFragment) {
         // accumulate the 4-byte header, byte by byte only when it straddles chunks
         if (this.headerBytes === 0 && n - pos >= 4) {
@@ -119,10 +116,6 @@ export class RecordDecoder {
         if (this.lastFragment) out.push(this.finishRecord());
       }
     }
-    // a chunk that ended exactly at a record boundary leaves nothing partial
-    if (!this.inFragment && this.headerBytes === 0 && this.parts.length === 0 && this.fragments === 0) {
-      this.started = false;
-    }
     return out;
   }
 
@@ -145,12 +138,11 @@ export class RecordDecoder {
     this.lastFragment = false;
     this.headerBytes = 0;
     this.header = 0;
-    this.started = false;
   }
 }
 
 /**
- * Record-marking headers for a record of `length` bytes split into fragments of at most
+ * Record-marking headers for the record made of `parts`, split into fragments of at most
  * `maxFragment` bytes. Returns the chunks to write in order: header, body slice, header, body slice...
  * `body` parts are passed through without copying when a single fragment suffices.
  */

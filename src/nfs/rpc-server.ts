@@ -31,9 +31,6 @@ import { DuplicateRequestCache, type DrcLimits, type DrcToken } from './duplicat
 
 export const RPC_VERSION = 2;
 
-/** defaults of the optional limits (config.ts holds the same values) */
-const DEFAULT_MAX_CONNECTIONS_PER_CLIENT = 64;
-
 const enum MsgType {
   CALL = 0,
   REPLY = 1,
@@ -50,7 +47,6 @@ export const enum AcceptStat {
 }
 
 const AUTH_STAT_NAMES = ['AUTH_OK', 'AUTH_BADCRED', 'AUTH_REJECTEDCRED', 'AUTH_BADVERF', 'AUTH_REJECTEDVERF', 'AUTH_TOOWEAK'];
-const ACCEPT_STAT_NAMES = ['SUCCESS', 'PROG_UNAVAIL', 'PROG_MISMATCH', 'PROC_UNAVAIL', 'GARBAGE_ARGS', 'SYSTEM_ERR'];
 
 // ---------------------------------------------------------------------------------------------
 // strict XDR reading for program arguments. Reader.buf()/utf8() do not check bounds themselves; these
@@ -68,12 +64,6 @@ export function xdrU32(r: Reader): number {
   return r.u32();
 }
 
-export function xdrBool(r: Reader): boolean {
-  const v = xdrU32(r);
-  if (v > 1) throw new GarbageArgsError('bad boolean');
-  return v === 1;
-}
-
 /** variable-length opaque<max> */
 export function xdrOpaque(r: Reader, max: number): Uint8Array {
   const len = xdrU32(r);
@@ -89,11 +79,6 @@ export function xdrOpaque(r: Reader, max: number): Uint8Array {
 export function xdrString(r: Reader, max: number): string {
   const b = xdrOpaque(r, max);
   return Buffer.from(b.buffer, b.byteOffset, b.length).toString('utf8');
-}
-
-/** true when every argument byte has been consumed (trailing bytes are tolerated by most servers) */
-export function xdrDone(r: Reader): boolean {
-  return r.x >= r.end;
 }
 
 /** Small growable XDR writer for replies. */
@@ -320,7 +305,6 @@ export class RpcServer {
   private readonly tcpServers: net.Server[] = [];
   private readonly udpSockets: { sock: dgram.Socket; inflight: { n: number } }[] = [];
   private readonly conns = new Set<TcpConnection>();
-  private readonly listeners: Listener[] = [];
   private readonly handles = new Map<Listener, net.Server | dgram.Socket>();
   private closing = false;
   private idleWaiters: (() => void)[] = [];
@@ -340,6 +324,7 @@ export class RpcServer {
   private readonly maxReplyHeld: number;
   /** TCP connections open per client address */
   private readonly perClient = new Map<string, number>();
+  private readonly maxPerClient: number;
   private readonly maxHeld: number;
   /** the duplicate request cache (undefined: disabled) */
   readonly drc: DuplicateRequestCache | undefined;
@@ -352,6 +337,7 @@ export class RpcServer {
     this.maxReplyFragment = opts.maxReplyFragment;
     this.maxHeld = opts.limits.maxBufferedBytes ?? DEFAULT_LIMITS.maxBufferedBytes;
     this.maxReplyHeld = opts.limits.maxReplyBytesTotal ?? DEFAULT_LIMITS.maxReplyBytesTotal;
+    this.maxPerClient = opts.limits.maxConnectionsPerClient ?? DEFAULT_LIMITS.maxConnectionsPerClient;
     if (opts.drc !== false) {
       const l: Partial<DrcLimits> = {};
       if (opts.limits.drcMaxEntries !== undefined) l.maxEntries = opts.limits.drcMaxEntries;
@@ -414,10 +400,6 @@ export class RpcServer {
     return this.conns.size;
   }
 
-  get boundListeners(): readonly Listener[] {
-    return this.listeners;
-  }
-
   /** Serve `programs` over TCP on host:port (port 0 = ephemeral). */
   listenTcp(host: string, port: number, programs: readonly RpcProgram[]): Promise<Listener> {
     const progs = table(programs);
@@ -432,7 +414,6 @@ export class RpcServer {
         const a = server.address() as net.AddressInfo;
         const l: Listener = { transport: 'tcp', host: a.address, port: a.port, family: a.family as 'IPv4' | 'IPv6', programs };
         this.tcpServers.push(server);
-        this.listeners.push(l);
         this.handles.set(l, server);
         resolve(l);
       });
@@ -458,7 +439,6 @@ export class RpcServer {
         sock.on('message', (msg, rinfo) => this.onDatagram(sock, inflight, progs, msg, rinfo, a));
         const l: Listener = { transport: 'udp', host: a.address, port: a.port, family: a.family as 'IPv4' | 'IPv6', programs };
         this.udpSockets.push({ sock, inflight });
-        this.listeners.push(l);
         this.handles.set(l, sock);
         resolve(l);
       });
@@ -470,7 +450,6 @@ export class RpcServer {
     const h = this.handles.get(l);
     if (!h) return;
     this.handles.delete(l);
-    this.listeners.splice(this.listeners.indexOf(l), 1);
     if (h instanceof net.Server) {
       this.tcpServers.splice(this.tcpServers.indexOf(h), 1);
       await new Promise<void>((res) => h.close(() => res()));
@@ -537,11 +516,10 @@ export class RpcServer {
       return;
     }
     const addr = normalizeAddress(sock.remoteAddress ?? '');
-    const maxPerClient = this.limits.maxConnectionsPerClient ?? DEFAULT_MAX_CONNECTIONS_PER_CLIENT;
     const open = this.perClient.get(addr) ?? 0;
-    if (open >= maxPerClient) {
+    if (open >= this.maxPerClient) {
       this.metrics.dropped('max-connections-per-client');
-      this.clientWarn({ remote: addr, max: maxPerClient }, 'connection limit per client reached, refusing');
+      this.clientWarn({ remote: addr, max: this.maxPerClient }, 'connection limit per client reached, refusing');
       sock.destroy();
       return;
     }
@@ -811,8 +789,6 @@ export class RpcServer {
     return disposition;
   }
 }
-
-export { ACCEPT_STAT_NAMES, AUTH_STAT_NAMES };
 
 /** replies up to this size are copied into one buffer with their record mark (joinRecord) */
 const JOIN_REPLY_MAX = 16 * 1024;

@@ -3,6 +3,7 @@
  * bytes (malformed headers, odd fragments), an independent record-marking reader, reply parsing, and
  * small programs with controllable behaviour.
  */
+import assert from 'node:assert/strict';
 import net from 'node:net';
 import dgram from 'node:dgram';
 import type { Reader } from '@jsonjoy.com/buffers/lib/Reader';
@@ -81,6 +82,37 @@ export function parseReply(b: Buffer): Reply {
   const rejectStat = b.readUInt32BE(12);
   if (rejectStat === 0) return { xid, kind: 'denied', rejectStat, low: b.readUInt32BE(16), high: b.readUInt32BE(20) };
   return { xid, kind: 'denied', rejectStat, authStat: b.readUInt32BE(16) };
+}
+
+/** The result bytes of a reply that must be an accepted SUCCESS (asserts it). */
+export function successBody(r: Reply): Buffer {
+  assert.equal(r.kind, 'accepted');
+  if (r.kind !== 'accepted') throw new Error('unreachable');
+  assert.equal(r.stat, 0, `accept_stat ${r.stat}`);
+  return r.body;
+}
+
+/** The XDR string at offset p of b, and the offset after it (padding included). */
+export function readStr(b: Buffer, p: number): [string, number] {
+  const n = b.readUInt32BE(p);
+  return [b.subarray(p + 4, p + 4 + n).toString(), p + 4 + ((n + 3) & ~3)];
+}
+
+/**
+ * Count the single-fragment records (replies) arriving on a raw socket, without parsing them. Adds a
+ * 'data' listener: a socket that was paused stays paused until resumed.
+ */
+export function countRecords(sock: net.Socket): { readonly count: number } {
+  const counter = { count: 0 };
+  let buf = Buffer.alloc(0);
+  sock.on('data', (d: Buffer) => {
+    buf = Buffer.concat([buf, d]);
+    while (buf.length >= 4 && buf.length >= 4 + (buf.readUInt32BE(0) & 0x7fffffff)) {
+      buf = buf.subarray(4 + (buf.readUInt32BE(0) & 0x7fffffff));
+      counter.count++;
+    }
+  });
+  return counter;
 }
 
 /** A TCP client that reassembles records independently of the server's decoder. */
@@ -262,6 +294,42 @@ export function testLimits(over: Partial<Limits> = {}): Limits {
 
 export function newServer(over: Partial<Limits> = {}, metrics?: RpcMetrics): RpcServer {
   return new RpcServer({ limits: testLimits(over), log: silentLogger(), metrics });
+}
+
+/**
+ * Servers and client sockets of the tests in one describe block, closed after each test even when it
+ * fails. Call inside `describe`: it registers the afterEach hook.
+ */
+export function serverScope(): {
+  /** a server (newServer) closed after the test */
+  newServer(over?: Partial<Limits>, metrics?: RpcMetrics): RpcServer;
+  /** servers made otherwise, closed after the test */
+  servers: RpcServer[];
+  /** sockets closed after the test */
+  socks: { close(): void }[];
+  /** a RawTcpClient closed after the test */
+  connectTo(port: number): Promise<RawTcpClient>;
+} {
+  const servers: RpcServer[] = [];
+  const socks: { close(): void }[] = [];
+  afterEach(async () => {
+    for (const s of socks.splice(0)) s.close();
+    for (const s of servers.splice(0)) await s.close(100);
+  });
+  return {
+    servers,
+    socks,
+    newServer(over, metrics) {
+      const s = newServer(over, metrics);
+      servers.push(s);
+      return s;
+    },
+    async connectTo(port) {
+      const c = await RawTcpClient.connect(port);
+      socks.push(c);
+      return c;
+    },
+  };
 }
 
 /** RpcMetrics that counts `dropped` reasons (connections closed for misbehaviour among them) */

@@ -5,21 +5,11 @@ import { PortmapProgram, daemonRegistrations } from '../../src/nfs/portmap';
 import { ACL_CACHE_MAX, ExportTable, effectiveCred } from '../../src/nfs/exports';
 import { defaultExport } from '../../src/config';
 import { silentLogger } from '../../src/log';
-import { RawTcpClient, callMsg, newServer, parseReply, udpCall, xdrStr, type Reply } from './helpers';
+import { RawTcpClient, callMsg, newServer, parseReply, readStr, successBody, udpCall, xdrStr } from './helpers';
 
 const MOUNT = 100005;
 
-function ok(r: Reply): Buffer {
-  assert.equal(r.kind, 'accepted');
-  if (r.kind !== 'accepted') throw new Error('unreachable');
-  assert.equal(r.stat, 0, `accept_stat ${r.stat}`);
-  return r.body;
-}
-
-function readStr(b: Buffer, p: number): [string, number] {
-  const n = b.readUInt32BE(p);
-  return [b.subarray(p + 4, p + 4 + n).toString(), p + 4 + ((n + 3) & ~3)];
-}
+const ok = successBody;
 
 function parseExports(b: Buffer): Record<string, string[]> {
   const out: Record<string, string[]> = {};

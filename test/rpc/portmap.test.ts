@@ -7,21 +7,11 @@ import { Reader } from '@jsonjoy.com/buffers/lib/Reader';
 import type { RpcServer } from '../../src/nfs/rpc-server';
 import { PortmapProgram, daemonRegistrations, fromUaddr, toUaddr } from '../../src/nfs/portmap';
 import type { RpcCallContext } from '../../src/nfs/rpc-program';
-import { RawTcpClient, callMsg, newServer, parseReply, u32be, udpCall, xdrStr, type Reply } from './helpers';
+import { RawTcpClient, callMsg, newServer, parseReply, readStr, successBody, u32be, udpCall, xdrStr } from './helpers';
 
 const run = promisify(execFile);
 
-function body(r: Reply): Buffer {
-  assert.equal(r.kind, 'accepted');
-  if (r.kind !== 'accepted') throw new Error('unreachable');
-  assert.equal(r.stat, 0, `accept_stat ${r.stat}`);
-  return r.body;
-}
-
-function readStr(b: Buffer, p: number): [string, number] {
-  const n = b.readUInt32BE(p);
-  return [b.subarray(p + 4, p + 4 + n).toString(), p + 4 + ((n + 3) & ~3)];
-}
+const body = successBody;
 
 function rpcb(prog: number, vers: number, netid: string, addr = '', owner = ''): Buffer {
   return Buffer.concat([u32be(prog, vers), xdrStr(netid), xdrStr(addr), xdrStr(owner)]);

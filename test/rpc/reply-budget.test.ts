@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import type { RpcServer } from '../../src/nfs/rpc-server';
 import { ReplyEncoder } from '../../src/nfs/nfs3/xdr';
-import { DropCounter, RawTcpClient, TestProgram, callMsg, newServer as makeServer, parseReply, record, sleep, u32be, waitFor } from './helpers';
+import { DropCounter, RawTcpClient, TestProgram, callMsg, countRecords, parseReply, record, serverScope, sleep, u32be, waitFor } from './helpers';
 
 const PROG = 0x20000001;
 const MiB = 1024 * 1024;
@@ -18,17 +18,7 @@ const bigCall = (xid: number) => record(callMsg(xid, PROG, 3, 8, u32be(MiB)));
 
 describe('ONC RPC server: replies not read by the client', function () {
   this.timeout(30_000);
-  const servers: RpcServer[] = [];
-  const socks: { close(): void }[] = [];
-  afterEach(async () => {
-    for (const s of socks.splice(0)) s.close();
-    for (const s of servers.splice(0)) await s.close(100);
-  });
-  function newServer(...a: Parameters<typeof makeServer>): RpcServer {
-    const s = makeServer(...a);
-    servers.push(s);
-    return s;
-  }
+  const { newServer, socks } = serverScope();
   async function rawSocket(port: number, localAddress?: string): Promise<net.Socket> {
     const sock = net.connect({ port, host: '127.0.0.1', localAddress });
     sock.on('error', () => undefined);
@@ -92,17 +82,9 @@ describe('ONC RPC server: replies not read by the client', function () {
     const held = server.heldBytes + server.replyHeldBytes;
     assert.ok(held < 16 * MiB, `held ${held} bytes`);
     // once the client reads, everything is answered and nothing stays held
-    let replies = 0;
-    let buf = Buffer.alloc(0);
-    sock.on('data', (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
-      while (buf.length >= 4 && buf.length >= 4 + (buf.readUInt32BE(0) & 0x7fffffff)) {
-        buf = buf.subarray(4 + (buf.readUInt32BE(0) & 0x7fffffff));
-        replies++;
-      }
-    });
+    const replies = countRecords(sock);
     sock.resume();
-    await waitFor(() => replies === n, 20_000);
+    await waitFor(() => replies.count === n, 20_000);
     assert.equal(prog.calls, n);
     await waitFor(() => server.heldBytes === 0 && server.replyHeldBytes === 0);
   });
@@ -189,25 +171,17 @@ describe('ONC RPC server: replies not read by the client', function () {
     sock.write(Buffer.concat(Array.from({ length: n }, (_, i) => bigCall(i + 1))));
     await sleep(100);
     // read in short bursts with pauses shorter than the clock, for well over the clock's length
-    let replies = 0;
-    let buf = Buffer.alloc(0);
-    sock.on('data', (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
-      while (buf.length >= 4 && buf.length >= 4 + (buf.readUInt32BE(0) & 0x7fffffff)) {
-        buf = buf.subarray(4 + (buf.readUInt32BE(0) & 0x7fffffff));
-        replies++;
-      }
-    });
+    const replies = countRecords(sock);
     sock.pause();
     const t0 = Date.now();
-    while (replies < n && !sock.destroyed && Date.now() - t0 < 20_000) {
+    while (replies.count < n && !sock.destroyed && Date.now() - t0 < 20_000) {
       sock.resume();
       await sleep(5);
       sock.pause();
       await sleep(100);
     }
     assert.deepEqual([...metrics.drops], []);
-    assert.equal(replies, n);
+    assert.equal(replies.count, n);
     assert.ok(Date.now() - t0 > 1000, 'read for longer than the clock');
     assert.equal(sock.destroyed, false);
     assert.equal(metrics.count('reply-stalled'), 0);

@@ -5,7 +5,7 @@ import { encodeAuthSys } from '../../src/nfs/auth';
 import { HanfsMetrics } from '../../src/metrics';
 import { RpcServer as Server } from '../../src/nfs/rpc-server';
 import { silentLogger } from '../../src/log';
-import { RawTcpClient, TestProgram, callMsg, newServer as makeServer, parseReply, record, sleep, testLimits, u32be, udpCall, waitFor } from './helpers';
+import { RawTcpClient, TestProgram, callMsg, newServer as makeServer, parseReply, record, serverScope, sleep, testLimits, u32be, udpCall, waitFor } from './helpers';
 
 const PROG = 0x20000001;
 
@@ -218,22 +218,7 @@ describe('ONC RPC server over TCP', function () {
 describe('ONC RPC server: limits and metrics', function () {
   this.timeout(30_000);
   // every server and client a test makes is closed even when the test fails
-  const servers: RpcServer[] = [];
-  const socks: { close(): void }[] = [];
-  afterEach(async () => {
-    for (const s of socks.splice(0)) s.close();
-    for (const s of servers.splice(0)) await s.close(100);
-  });
-  function newServer(...a: Parameters<typeof makeServer>): RpcServer {
-    const s = makeServer(...a);
-    servers.push(s);
-    return s;
-  }
-  async function connectTo(port: number): Promise<RawTcpClient> {
-    const c = await RawTcpClient.connect(port);
-    socks.push(c);
-    return c;
-  }
+  const { newServer, servers, socks, connectTo } = serverScope();
 
   it('refuses connections over maxConnections', async () => {
     const server = newServer({ maxConnections: 2 });
