@@ -6,7 +6,7 @@
 import * as assert from 'node:assert/strict';
 import * as net from 'node:net';
 import {
-  RecordReader,
+  RecordDecoder,
   RecordTooLargeError,
   RpcConnection,
   RpcConnectionClosedError,
@@ -22,8 +22,19 @@ async function scriptedServer(handler: Handler): Promise<{ port: number; close: 
   const srv = net.createServer((sock) => {
     socks.add(sock);
     sock.on('close', () => socks.delete(sock));
-    const rr = new RecordReader(1 << 20, (rec) => handler(sock, { xid: rec.readUInt32BE(0), proc: rec.readUInt32BE(20), body: rec }), () => sock.destroy());
-    sock.on('data', (d) => rr.push(d));
+    const rd = new RecordDecoder({ maxRecordBytes: 1 << 20 });
+    sock.on('data', (d) => {
+      let records: Uint8Array[];
+      try {
+        records = rd.push(d);
+      } catch {
+        return sock.destroy();
+      }
+      for (const r of records) {
+        const rec = Buffer.from(r.buffer, r.byteOffset, r.byteLength);
+        handler(sock, { xid: rec.readUInt32BE(0), proc: rec.readUInt32BE(20), body: rec });
+      }
+    });
     sock.on('error', () => undefined);
   });
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
@@ -44,23 +55,32 @@ function reply(xid: number, results: Buffer = Buffer.alloc(0)): Buffer {
 describe('TS client transport (scripted server on loopback)', function () {
   this.timeout(30_000);
 
-  it('RecordReader: records split byte by byte, multi-fragment records, empty fragments', () => {
+  it('RecordDecoder: records split byte by byte, multi-fragment records, empty fragments', () => {
     const got: string[] = [];
-    const rr = new RecordReader(1000, (r) => got.push(r.toString()), (e) => assert.fail(e));
+    const rd = new RecordDecoder({ maxRecordBytes: 1000 });
+    const push = (chunk: Buffer) => {
+      for (const r of rd.push(chunk)) got.push(Buffer.from(r).toString());
+    };
     const stream = Buffer.concat([
       u32(0x80000005), Buffer.from('hello'),
       u32(3), Buffer.from('abc'), u32(0), u32(0x80000002), Buffer.from('de'),
       u32(0x80000000),
     ]);
-    for (const b of stream) rr.push(Buffer.from([b]));
-    rr.push(stream);
+    for (const b of stream) push(Buffer.from([b]));
+    push(stream);
     assert.deepEqual(got, ['hello', 'abcde', '', 'hello', 'abcde', '']);
     const errs: Error[] = [];
-    const capped = new RecordReader(100, () => assert.fail('no record expected'), (e) => errs.push(e));
-    capped.push(Buffer.concat([u32(60), Buffer.alloc(60), u32(0x80000000 | 60)]));
+    /** push that collects the error instead of throwing; no record may come out */
+    const refused = (d: RecordDecoder, chunk: Buffer) => {
+      try {
+        assert.deepEqual(d.push(chunk), [], 'no record expected');
+      } catch (e) {
+        errs.push(e as Error);
+      }
+    };
+    refused(new RecordDecoder({ maxRecordBytes: 100 }), Buffer.concat([u32(60), Buffer.alloc(60), u32(0x80000000 | 60)]));
     assert.ok(errs[0] instanceof RecordTooLargeError, 'fragments adding up past the cap are refused before allocation');
-    const huge = new RecordReader(1 << 20, () => assert.fail('no record expected'), (e) => errs.push(e));
-    huge.push(u32(0xffffffff));
+    refused(new RecordDecoder({ maxRecordBytes: 1 << 20 }), u32(0xffffffff));
     assert.ok(errs[1] instanceof RecordTooLargeError);
     assert.equal(errs.length, 2);
   });

@@ -78,7 +78,7 @@ describe('nfs3 files', function () {
   it('SETATTR sets mode, size and times; the guard gives NOT_SYNC on a ctime mismatch', async () => {
     const f = await h.mkfile(shared, 's', { mode: 0o644 }, ALICE);
     const a0 = (await h.getattr(f)).resok!.objAttributes;
-    const r = await h.setattr(f, { mode: 0o4755 & 0o777, size: 100, mtime: { sec: 1234, nsec: 5 } }, a0.ctime, ALICE);
+    const r = await h.setattr(f, { mode: 0o4755 & 0o777, size: 100, mtime: { seconds: 1234, nseconds: 5 } }, a0.ctime, ALICE);
     assert.equal(r.status, S.OK);
     const after = r.resok!.objWcc.after.attributes!;
     assert.equal(after.mode, 0o755);
@@ -90,7 +90,7 @@ describe('nfs3 files', function () {
     assert.equal(g.status, S.NOT_SYNC);
     assert.equal(g.resfail!.objWcc.after.attributes!.mode, 0o755);
     // nseconds out of range
-    const bad = await h.setattr(f, { mtime: { sec: 1, nsec: 1_000_000_000 } }, undefined, ALICE);
+    const bad = await h.setattr(f, { mtime: { seconds: 1, nseconds: 1_000_000_000 } }, undefined, ALICE);
     assert.equal(bad.status, S.INVAL);
   });
 

@@ -6,28 +6,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as http from 'node:http';
 import { spawn, type ChildProcess } from 'node:child_process';
+import type { ExportConfig, Limits } from '../../src/config';
 import { CLI, freePorts, rmrf, run, sleep, tmpDir, waitForPort, type RunResult } from './util';
 
-export interface TestExport {
-  path: string;
-  id: number;
-  clients: string[];
-  readOnly: boolean;
-  rootSquash: boolean;
-  allSquash: boolean;
-  anonUid: number;
-  anonGid: number;
-  allowAuthNone: boolean;
-}
-
-export interface TestLimits {
-  maxRecordBytes: number;
-  maxInflightPerConnection: number;
-  maxConnections: number;
-  idleRecordTimeoutMs: number;
-  idleConnectionTimeoutMs: number;
-  drcMaxEntries: number;
-}
+/** an export as the daemon's config file takes it */
+export type TestExport = ExportConfig;
 
 export function testExport(over: Partial<TestExport> = {}): TestExport {
   return {
@@ -46,7 +29,7 @@ export function testExport(over: Partial<TestExport> = {}): TestExport {
 
 export interface DaemonOptions {
   exports?: TestExport[];
-  limits?: Partial<TestLimits>;
+  limits?: Partial<Limits>;
   logLevel?: string;
   /** reuse a work dir (data dir inside it) instead of a new temporary one */
   workDir?: string;

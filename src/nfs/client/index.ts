@@ -1,6 +1,7 @@
 /**
  * A reusable NFSv3 + MOUNT v3 + portmap v2 client over TCP (RFC 1813, RFC 5531, RFC 1833), built
- * on @jsonjoy.com/json-pack's XDR/RPC/NFSv3/MOUNT codecs with its own capped record-marking reader.
+ * on @jsonjoy.com/json-pack's XDR/RPC/NFSv3/MOUNT codecs and the server's capped record-marking
+ * decoder (../record-marking.ts).
  * Many calls in flight per connection (xid matching, per-call timeout), AUTH_SYS or AUTH_NONE.
  *
  *   const mount = await MountClient.connect({ port: mountPort });
@@ -12,7 +13,7 @@
  */
 export * from './constants';
 export * from './auth';
-export * from './record-reader';
+export { RecordDecoder, RecordTooLargeError, TooManyFragmentsError } from '../record-marking';
 export * from './rpc-connection';
 export * from './nfs3-client';
 export * from './mount-client';

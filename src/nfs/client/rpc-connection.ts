@@ -14,7 +14,7 @@ import {
   RpcAcceptedReplyMessage,
   RpcRejectedReplyMessage,
 } from '@jsonjoy.com/json-pack/lib/rpc/messages';
-import { RecordReader } from './record-reader';
+import { RecordDecoder } from '../record-marking';
 import { AUTH_NONE, type Credential } from './auth';
 import { AcceptStat } from './constants';
 
@@ -94,12 +94,16 @@ export class RpcConnection {
 
   private constructor(readonly socket: net.Socket, opts: RpcConnectionOptions) {
     this.timeoutMs = opts.timeoutMs ?? 30_000;
-    const rr = new RecordReader(
-      opts.maxRecordBytes ?? 8 * 1024 * 1024,
-      (rec) => this.onRecord(rec),
-      (err) => this.fail(err),
-    );
-    socket.on('data', (chunk: Buffer) => rr.push(chunk));
+    const rd = new RecordDecoder({ maxRecordBytes: opts.maxRecordBytes ?? 8 * 1024 * 1024 });
+    socket.on('data', (chunk: Buffer) => {
+      let records: Uint8Array[];
+      try {
+        records = rd.push(chunk);
+      } catch (err) {
+        return this.fail(err as Error);
+      }
+      for (const rec of records) this.onRecord(rec);
+    });
     socket.on('error', (err) => this.fail(err));
     socket.on('close', () => this.fail(new RpcConnectionClosedError('connection closed')));
   }
@@ -237,7 +241,7 @@ export class RpcConnection {
     }
   }
 
-  private onRecord(rec: Buffer): void {
+  private onRecord(rec: Uint8Array): void {
     const reader = this.replyReader;
     reader.reset(rec);
     reader.end = rec.length; // Reader.reset() leaves `end` alone

@@ -1,6 +1,5 @@
 /** ACCESS (RFC 1813 §3.3.4): which of the asked rights the caller has, truthfully from the mode. */
 import * as m from '@jsonjoy.com/json-pack/lib/nfs/v3/messages';
-import { Nfs3Status } from '../../store/types';
 import { accessGranted } from './permissions';
 import { OK } from './core';
 import type { Handler } from './reply';

@@ -4,7 +4,6 @@
  * succeeds again (and one with another verifier fails EXIST); the client then sends SETATTR.
  */
 import * as m from '@jsonjoy.com/json-pack/lib/nfs/v3/messages';
-import { Nfs3Status } from '../../store/types';
 import { GarbageArgs, toSetAttrs, OK } from './core';
 import { makeEntry } from './make-entry';
 import type { Handler } from './reply';

@@ -4,7 +4,6 @@
  * PATHCONF, settable times.
  */
 import * as m from '@jsonjoy.com/json-pack/lib/nfs/v3/messages';
-import { Nfs3Status } from '../../store/types';
 import { RW_MAX, OK } from './core';
 import type { Handler } from './reply';
 

@@ -1,6 +1,5 @@
 /** FSSTAT (RFC 1813 §3.3.18): the store's space and file counts. invarsec 0: values change any time. */
 import * as m from '@jsonjoy.com/json-pack/lib/nfs/v3/messages';
-import { Nfs3Status } from '../../store/types';
 import { OK } from './core';
 import type { Handler } from './reply';
 

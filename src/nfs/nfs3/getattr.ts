@@ -1,6 +1,5 @@
 /** GETATTR (RFC 1813 §3.3.1): attributes of the object. No permission needed. */
 import * as m from '@jsonjoy.com/json-pack/lib/nfs/v3/messages';
-import { Nfs3Status } from '../../store/types';
 import { OK } from './core';
 import type { Handler } from './reply';
 

@@ -63,7 +63,6 @@ const HANDLERS: (Handler | undefined)[] = [
 /** procedures that change state: a retransmit must not run them again (RPC duplicate request cache) */
 export const NFS3_NON_IDEMPOTENT: ReadonlySet<number> = new Set([2, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
 const WRITE = 7;
-const COMMIT = 21;
 
 const EMPTY = new Uint8Array(0);
 const READ = 6;
@@ -105,8 +104,8 @@ export function createNfs3Program<E extends ExportRef = ExportConfig>(deps: Nfs3
         failed = true;
       }
     }
-    // WRITE and COMMIT rotate on their own store failures; other mutations here
-    if (proc !== WRITE && proc !== COMMIT && NFS3_NON_IDEMPOTENT.has(proc) && (failed || res.status === Nfs3Status.IO)) {
+    // WRITE rotates on its own store failures (COMMIT, not a mutation, too); other mutations here
+    if (proc !== WRITE && NFS3_NON_IDEMPOTENT.has(proc) && (failed || res.status === Nfs3Status.IO)) {
       rotateWriteVerifier(deps.verifier, 'op-failed');
       log?.warn({ proc: NFS3_PROC_NAMES[proc], xid: ctx.xid }, 'nfs3: mutation failed in the store; write verifier rotated');
     }

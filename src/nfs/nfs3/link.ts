@@ -5,7 +5,7 @@
 import * as m from '@jsonjoy.com/json-pack/lib/nfs/v3/messages';
 import type { Nfsv3PostOpAttr, Nfsv3WccData } from '@jsonjoy.com/json-pack/lib/nfs/v3/structs';
 import { FileType, Nfs3Status } from '../../store/types';
-import { checkNewName, EMPTY_WCC, Nfs3Error, type Resolved, OK } from './core';
+import { checkNewName, EMPTY_WCC, Nfs3Error, type Resolved } from './core';
 import type { ExportRef } from './deps';
 import type { Handler } from './reply';
 

@@ -1,6 +1,5 @@
 /** MKDIR (RFC 1813 §3.3.9). */
 import * as m from '@jsonjoy.com/json-pack/lib/nfs/v3/messages';
-import { Nfs3Status } from '../../store/types';
 import { toSetAttrs, OK } from './core';
 import { makeEntry } from './make-entry';
 import type { Handler } from './reply';

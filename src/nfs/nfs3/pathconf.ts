@@ -1,6 +1,5 @@
 /** PATHCONF (RFC 1813 §3.3.20): what the store enforces. */
 import * as m from '@jsonjoy.com/json-pack/lib/nfs/v3/messages';
-import { Nfs3Status } from '../../store/types';
 import { NAME_MAX, OK } from './core';
 import type { Handler } from './reply';
 

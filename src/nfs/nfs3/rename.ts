@@ -6,7 +6,7 @@
 import * as m from '@jsonjoy.com/json-pack/lib/nfs/v3/messages';
 import type { Nfsv3WccData } from '@jsonjoy.com/json-pack/lib/nfs/v3/structs';
 import { FileType, Nfs3Status } from '../../store/types';
-import { checkName, EMPTY_WCC, Nfs3Error, type Resolved, OK } from './core';
+import { checkName, EMPTY_WCC, Nfs3Error, type Resolved } from './core';
 import type { ExportRef } from './deps';
 import { checkOldName } from './remove-entry';
 import type { Handler } from './reply';

@@ -2,7 +2,6 @@
 import * as m from '@jsonjoy.com/json-pack/lib/nfs/v3/messages';
 import { Nfs3Status } from '../../store/types';
 import { removeEntry } from './remove-entry';
-import { OK } from './core';
 import type { Handler } from './reply';
 
 export const rmdir: Handler = async (core, ctx, req: m.Nfsv3RmdirRequest) =>

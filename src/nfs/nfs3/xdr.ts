@@ -92,7 +92,6 @@ export class RequestDecoder {
 
 /** UTF-8 byte length of a name or path (what it takes on the wire). */
 export function utf8Bytes(s: string): number {
-  // every char takes at least one byte; only measure when it could matter
   return Buffer.byteLength(s, 'utf8');
 }
 

@@ -20,6 +20,9 @@ import { AuthFlavor, type ProgramResult, type RpcCallContext, type RpcProgram } 
 import { createNfs3Program } from '../../../src/nfs/nfs3';
 import { rootHandle } from '../../../src/nfs/file-handle';
 import { WriteVerifier } from '../../../src/nfs/write-verifier';
+import { sattr, type SattrInit } from '../../../src/nfs/client/nfs3-client';
+
+export { sattr };
 
 export const P = {
   NULL: 0, GETATTR: 1, SETATTR: 2, LOOKUP: 3, ACCESS: 4, READLINK: 5, READ: 6, WRITE: 7, CREATE: 8,
@@ -145,7 +148,7 @@ export class Nfs3Harness {
   getattr(fh: s.Nfsv3Fh, who?: Who) {
     return this.call<m.Nfsv3GetattrResponse>(P.GETATTR, new m.Nfsv3GetattrRequest(fh), who);
   }
-  setattr(fh: s.Nfsv3Fh, attrs: SattrIn, guard?: s.Nfsv3Time, who?: Who) {
+  setattr(fh: s.Nfsv3Fh, attrs: SattrInit, guard?: s.Nfsv3Time, who?: Who) {
     return this.call<m.Nfsv3SetattrResponse>(P.SETATTR, new m.Nfsv3SetattrRequest(fh, sattr(attrs), new s.Nfsv3SattrGuard(!!guard, guard)), who);
   }
   lookup(dir: s.Nfsv3Fh, name: string, who?: Who) {
@@ -163,14 +166,14 @@ export class Nfs3Harness {
   write(fh: s.Nfsv3Fh, offset: number | bigint, data: Uint8Array, stable = 2, who?: Who) {
     return this.call<m.Nfsv3WriteResponse>(P.WRITE, new m.Nfsv3WriteRequest(fh, BigInt(offset), data.length, stable, data), who);
   }
-  create(dir: s.Nfsv3Fh, name: string, how: 'unchecked' | 'guarded' | 'exclusive' = 'guarded', attrs: SattrIn | Uint8Array = { mode: 0o644 }, who?: Who) {
+  create(dir: s.Nfsv3Fh, name: string, how: 'unchecked' | 'guarded' | 'exclusive' = 'guarded', attrs: SattrInit | Uint8Array = { mode: 0o644 }, who?: Who) {
     const h =
       how === 'exclusive'
         ? new s.Nfsv3CreateHow(2, undefined, attrs as Uint8Array)
-        : new s.Nfsv3CreateHow(how === 'unchecked' ? 0 : 1, sattr(attrs as SattrIn));
+        : new s.Nfsv3CreateHow(how === 'unchecked' ? 0 : 1, sattr(attrs as SattrInit));
     return this.call<m.Nfsv3CreateResponse>(P.CREATE, new m.Nfsv3CreateRequest(new s.Nfsv3DirOpArgs(dir, name), h), who);
   }
-  mkdir(dir: s.Nfsv3Fh, name: string, attrs: SattrIn = { mode: 0o755 }, who?: Who) {
+  mkdir(dir: s.Nfsv3Fh, name: string, attrs: SattrInit = { mode: 0o755 }, who?: Who) {
     return this.call<m.Nfsv3MkdirResponse>(P.MKDIR, new m.Nfsv3MkdirRequest(new s.Nfsv3DirOpArgs(dir, name), sattr(attrs)), who);
   }
   symlink(dir: s.Nfsv3Fh, name: string, target: string, who?: Who) {
@@ -211,12 +214,12 @@ export class Nfs3Harness {
   }
 
   /** create a file (GUARDED) and return its handle; fails the test on error */
-  async mkfile(dir: s.Nfsv3Fh, name: string, attrs: SattrIn = { mode: 0o644 }, who?: Who): Promise<s.Nfsv3Fh> {
+  async mkfile(dir: s.Nfsv3Fh, name: string, attrs: SattrInit = { mode: 0o644 }, who?: Who): Promise<s.Nfsv3Fh> {
     const r = await this.create(dir, name, 'guarded', attrs, who);
     if (r.status !== 0) throw new Error(`create ${name}: status ${r.status}`);
     return r.resok!.obj.handle!;
   }
-  async mkdirFh(dir: s.Nfsv3Fh, name: string, attrs: SattrIn = { mode: 0o755 }, who?: Who): Promise<s.Nfsv3Fh> {
+  async mkdirFh(dir: s.Nfsv3Fh, name: string, attrs: SattrInit = { mode: 0o755 }, who?: Who): Promise<s.Nfsv3Fh> {
     const r = await this.mkdir(dir, name, attrs, who);
     if (r.status !== 0) throw new Error(`mkdir ${name}: status ${r.status}`);
     return r.resok!.obj.handle!;
@@ -242,30 +245,6 @@ export class Nfs3Harness {
     }
     throw new Error('readdir did not reach eof');
   }
-}
-
-export interface SattrIn {
-  mode?: number;
-  uid?: number;
-  gid?: number;
-  size?: number | bigint;
-  atime?: 'server' | { sec: number; nsec: number };
-  mtime?: 'server' | { sec: number; nsec: number };
-}
-
-export function sattr(a: SattrIn): s.Nfsv3Sattr {
-  const time = (t: SattrIn['atime']) =>
-    t === undefined ? [0, undefined] as const : t === 'server' ? [1, undefined] as const : [2, new s.Nfsv3Time(t.sec, t.nsec)] as const;
-  const at = time(a.atime);
-  const mt = time(a.mtime);
-  return new s.Nfsv3Sattr(
-    new s.Nfsv3SetMode(a.mode !== undefined, a.mode),
-    new s.Nfsv3SetUid(a.uid !== undefined, a.uid),
-    new s.Nfsv3SetGid(a.gid !== undefined, a.gid),
-    new s.Nfsv3SetSize(a.size !== undefined, a.size === undefined ? undefined : BigInt(a.size)),
-    new s.Nfsv3SetAtime(at[0], at[1]),
-    new s.Nfsv3SetMtime(mt[0], mt[1]),
-  );
 }
 
 export function entriesOf(list: { entries?: any }): any[] {
