@@ -145,8 +145,6 @@ export class RaftCore {
   private leadTransferee: NodeId = NONE;
   /** a TimeoutNow was sent this term: the lease is void (the target may win with a forced vote) */
   private leaseVoided = false;
-  /** leader: index of the last membership change entry (or the term's first entry) */
-  private pendingConfIndex = 0;
   private uncommitted: { index: number; bytes: number }[] = [];
   private uncommittedHead = 0;
   private uncommittedBytes = 0;
@@ -270,8 +268,11 @@ export class RaftCore {
    */
   proposeConfChange(cc: ConfChange): ProposeResult {
     if (this.role !== Role.Leader) return { error: 'not_leader', leader: this.lead };
-    if (this.pendingConfIndex > this.log.committed) return { error: 'conf_change_pending', leader: this.id };
-    if (this.conf.votersOutgoing.length > 0) return { error: 'conf_change_pending', leader: this.id };
+    // one change at a time, and only after the leader committed an entry of its term (fixes the
+    // single-server change hazard of a leader elected with an uncommitted change)
+    if (this.pendingConfs.length > 0 || !this.committedInTerm() || this.conf.votersOutgoing.length > 0) {
+      return { error: 'conf_change_pending', leader: this.id };
+    }
     const isV = this.conf.voters.includes(cc.node);
     const isL = this.conf.learners.includes(cc.node);
     if (cc.node === NONE) return { error: 'invalid', leader: this.id };
@@ -290,9 +291,7 @@ export class RaftCore {
         if (isV && this.conf.voters.length === 1) return { error: 'invalid', leader: this.id };
         break;
     }
-    const r = this.appendProposal(EntryType.ConfChange, encodeConfChange(cc));
-    if ('index' in r) this.pendingConfIndex = r.index;
-    return r;
+    return this.appendProposal(EntryType.ConfChange, encodeConfChange(cc));
   }
 
   /**
@@ -564,9 +563,6 @@ export class RaftCore {
       self.becomeReplicate();
       self.recentActive = true;
     }
-    // membership changes only after the first entry of this term commits (fixes the single-server
-    // change hazard of a leader elected with an uncommitted change)
-    this.pendingConfIndex = last + 1;
     this.appendEntry(EntryType.Noop, new Uint8Array(0));
   }
 
