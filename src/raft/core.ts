@@ -131,7 +131,7 @@ export class RaftCore {
   /** membership after each committed ConfChange (for compact()): ascending by index */
   private confHistory: { index: number; conf: ConfState }[] = [];
   /** ConfChange entries in the log, not yet committed (ascending) */
-  private pendingConfs: { index: number; term: number; cc: ConfChange }[] = [];
+  private pendingConfs: { index: number; cc: ConfChange }[] = [];
 
   private prs = new Map<NodeId, Progress>();
   private votes = new Map<NodeId, boolean>();
@@ -752,7 +752,7 @@ export class RaftCore {
         this.truncatePendingConfs(ci);
         this.log.append(tail);
         for (const e of tail) {
-          if (e.type === EntryType.ConfChange) this.pendingConfs.push({ index: e.index, term: e.term, cc: decodeConfChange(e.data) });
+          if (e.type === EntryType.ConfChange) this.pendingConfs.push({ index: e.index, cc: decodeConfChange(e.data) });
         }
       }
       if (m.commit !== undefined) this.commitTo(Math.min(m.commit, lastNew));
@@ -858,7 +858,7 @@ export class RaftCore {
       const ents = st.entries(lo, hi, 64 << 20);
       if (ents.length === 0) break;
       for (const e of ents) {
-        if (e.type === EntryType.ConfChange) this.pendingConfs.push({ index: e.index, term: e.term, cc: decodeConfChange(e.data) });
+        if (e.type === EntryType.ConfChange) this.pendingConfs.push({ index: e.index, cc: decodeConfChange(e.data) });
       }
       lo = ents[ents.length - 1]!.index + 1;
     }
@@ -944,7 +944,7 @@ export class RaftCore {
     const index = this.log.lastIndex() + 1;
     const e: Entry = { term: this.term, index, type, data };
     this.log.appendOne(e);
-    if (type === EntryType.ConfChange) this.pendingConfs.push({ index, term: this.term, cc: decodeConfChange(data) });
+    if (type === EntryType.ConfChange) this.pendingConfs.push({ index, cc: decodeConfChange(data) });
     const b = entryBytes(e);
     if (b > 0) {
       this.uncommitted.push({ index, bytes: b });
