@@ -352,7 +352,7 @@ export class RaftCore {
   /** Leader lease end in ticks of this node's logical time (compare with status().now); 0 if none. */
   leaseValidUntil(): number {
     if (this.role !== Role.Leader || !this.cfg.checkQuorum || this.leaseVoided || this.leadTransferee !== NONE) return 0;
-    const seq = committedIndex(this.conf, (id) => (id === this.id ? this.hbSeq : (this.prs.get(id)?.ackedSeq ?? 0)));
+    const seq = this.quorumAckedSeq();
     if (seq < this.hbBase || seq === 0 || seq > this.hbSeq) return 0;
     const sent = this.hbTicks[seq - this.hbBase];
     if (sent === undefined) return 0;
@@ -1208,7 +1208,7 @@ export class RaftCore {
 
   private releaseReads(): void {
     if (this.pendingReadsHead >= this.pendingReads.length) return;
-    const q = committedIndex(this.conf, (id) => (id === this.id ? this.hbSeq : (this.prs.get(id)?.ackedSeq ?? 0)));
+    const q = this.quorumAckedSeq();
     while (this.pendingReadsHead < this.pendingReads.length) {
       const r = this.pendingReads[this.pendingReadsHead]!;
       if (r.seq > q || r.seq > this.hbSeq) break;
@@ -1221,11 +1221,16 @@ export class RaftCore {
     }
   }
 
+  /** newest heartbeat round echoed by a quorum of voters (the leader counts its own latest round) */
+  private quorumAckedSeq(): number {
+    return committedIndex(this.conf, (id) => (id === this.id ? this.hbSeq : (this.prs.get(id)?.ackedSeq ?? 0)));
+  }
+
   private bcastHeartbeat(): void {
     const seq = ++this.hbSeq;
     this.hbTicks.push(this.now);
     // keep the seq -> tick table bounded: drop entries below what a quorum acknowledged
-    const q = committedIndex(this.conf, (id) => (id === this.id ? this.hbSeq : (this.prs.get(id)?.ackedSeq ?? 0)));
+    const q = this.quorumAckedSeq();
     let drop = Math.min(q, seq) - this.hbBase;
     if (this.hbTicks.length > 4096) drop = Math.max(drop, this.hbTicks.length - 4096);
     if (drop > 64) {
