@@ -131,7 +131,7 @@ export class RaftCore {
   /** membership after each committed ConfChange (for compact()): ascending by index */
   private confHistory: { index: number; conf: ConfState }[] = [];
   /** ConfChange entries in the log, not yet committed (ascending) */
-  private pendingConfs: { index: number; term: number; cc: ConfChange }[] = [];
+  private pendingConfs: { index: number; cc: ConfChange }[] = [];
 
   private prs = new Map<NodeId, Progress>();
   private votes = new Map<NodeId, boolean>();
@@ -145,8 +145,6 @@ export class RaftCore {
   private leadTransferee: NodeId = NONE;
   /** a TimeoutNow was sent this term: the lease is void (the target may win with a forced vote) */
   private leaseVoided = false;
-  /** leader: index of the last membership change entry (or the term's first entry) */
-  private pendingConfIndex = 0;
   private uncommitted: { index: number; bytes: number }[] = [];
   private uncommittedHead = 0;
   private uncommittedBytes = 0;
@@ -270,8 +268,11 @@ export class RaftCore {
    */
   proposeConfChange(cc: ConfChange): ProposeResult {
     if (this.role !== Role.Leader) return { error: 'not_leader', leader: this.lead };
-    if (this.pendingConfIndex > this.log.committed) return { error: 'conf_change_pending', leader: this.id };
-    if (this.conf.votersOutgoing.length > 0) return { error: 'conf_change_pending', leader: this.id };
+    // one change at a time, and only after the leader committed an entry of its term (fixes the
+    // single-server change hazard of a leader elected with an uncommitted change)
+    if (this.pendingConfs.length > 0 || !this.committedInTerm() || this.conf.votersOutgoing.length > 0) {
+      return { error: 'conf_change_pending', leader: this.id };
+    }
     const isV = this.conf.voters.includes(cc.node);
     const isL = this.conf.learners.includes(cc.node);
     if (cc.node === NONE) return { error: 'invalid', leader: this.id };
@@ -290,9 +291,7 @@ export class RaftCore {
         if (isV && this.conf.voters.length === 1) return { error: 'invalid', leader: this.id };
         break;
     }
-    const r = this.appendProposal(EntryType.ConfChange, encodeConfChange(cc));
-    if ('index' in r) this.pendingConfIndex = r.index;
-    return r;
+    return this.appendProposal(EntryType.ConfChange, encodeConfChange(cc));
   }
 
   /**
@@ -353,7 +352,7 @@ export class RaftCore {
   /** Leader lease end in ticks of this node's logical time (compare with status().now); 0 if none. */
   leaseValidUntil(): number {
     if (this.role !== Role.Leader || !this.cfg.checkQuorum || this.leaseVoided || this.leadTransferee !== NONE) return 0;
-    const seq = committedIndex(this.conf, (id) => (id === this.id ? this.hbSeq : (this.prs.get(id)?.ackedSeq ?? 0)));
+    const seq = this.quorumAckedSeq();
     if (seq < this.hbBase || seq === 0 || seq > this.hbSeq) return 0;
     const sent = this.hbTicks[seq - this.hbBase];
     if (sent === undefined) return 0;
@@ -564,9 +563,6 @@ export class RaftCore {
       self.becomeReplicate();
       self.recentActive = true;
     }
-    // membership changes only after the first entry of this term commits (fixes the single-server
-    // change hazard of a leader elected with an uncommitted change)
-    this.pendingConfIndex = last + 1;
     this.appendEntry(EntryType.Noop, new Uint8Array(0));
   }
 
@@ -756,7 +752,7 @@ export class RaftCore {
         this.truncatePendingConfs(ci);
         this.log.append(tail);
         for (const e of tail) {
-          if (e.type === EntryType.ConfChange) this.pendingConfs.push({ index: e.index, term: e.term, cc: decodeConfChange(e.data) });
+          if (e.type === EntryType.ConfChange) this.pendingConfs.push({ index: e.index, cc: decodeConfChange(e.data) });
         }
       }
       if (m.commit !== undefined) this.commitTo(Math.min(m.commit, lastNew));
@@ -862,7 +858,7 @@ export class RaftCore {
       const ents = st.entries(lo, hi, 64 << 20);
       if (ents.length === 0) break;
       for (const e of ents) {
-        if (e.type === EntryType.ConfChange) this.pendingConfs.push({ index: e.index, term: e.term, cc: decodeConfChange(e.data) });
+        if (e.type === EntryType.ConfChange) this.pendingConfs.push({ index: e.index, cc: decodeConfChange(e.data) });
       }
       lo = ents[ents.length - 1]!.index + 1;
     }
@@ -948,7 +944,7 @@ export class RaftCore {
     const index = this.log.lastIndex() + 1;
     const e: Entry = { term: this.term, index, type, data };
     this.log.appendOne(e);
-    if (type === EntryType.ConfChange) this.pendingConfs.push({ index, term: this.term, cc: decodeConfChange(data) });
+    if (type === EntryType.ConfChange) this.pendingConfs.push({ index, cc: decodeConfChange(data) });
     const b = entryBytes(e);
     if (b > 0) {
       this.uncommitted.push({ index, bytes: b });
@@ -1212,7 +1208,7 @@ export class RaftCore {
 
   private releaseReads(): void {
     if (this.pendingReadsHead >= this.pendingReads.length) return;
-    const q = committedIndex(this.conf, (id) => (id === this.id ? this.hbSeq : (this.prs.get(id)?.ackedSeq ?? 0)));
+    const q = this.quorumAckedSeq();
     while (this.pendingReadsHead < this.pendingReads.length) {
       const r = this.pendingReads[this.pendingReadsHead]!;
       if (r.seq > q || r.seq > this.hbSeq) break;
@@ -1225,11 +1221,16 @@ export class RaftCore {
     }
   }
 
+  /** newest heartbeat round echoed by a quorum of voters (the leader counts its own latest round) */
+  private quorumAckedSeq(): number {
+    return committedIndex(this.conf, (id) => (id === this.id ? this.hbSeq : (this.prs.get(id)?.ackedSeq ?? 0)));
+  }
+
   private bcastHeartbeat(): void {
     const seq = ++this.hbSeq;
     this.hbTicks.push(this.now);
     // keep the seq -> tick table bounded: drop entries below what a quorum acknowledged
-    const q = committedIndex(this.conf, (id) => (id === this.id ? this.hbSeq : (this.prs.get(id)?.ackedSeq ?? 0)));
+    const q = this.quorumAckedSeq();
     let drop = Math.min(q, seq) - this.hbBase;
     if (this.hbTicks.length > 4096) drop = Math.max(drop, this.hbTicks.length - 4096);
     if (drop > 64) {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { TestNetwork } from './network';
-import { Role } from '../../../src/raft/types';
+import { MsgType, Role } from '../../../src/raft/types';
 
 
 describe('membership changes (single-server, learners promoted when caught up)', () => {
@@ -86,10 +86,29 @@ describe('membership changes (single-server, learners promoted when caught up)',
     const net = new TestNetwork([1, 2, 3]);
     const l = net.electLeader();
     net.run(1);
-    // hold back everything from the leader: the new leader starts with pendingConfIndex = its noop
+    // the first change is not committed yet: the second is refused
     const r = net.core(l).proposeConfChange({ type: 'addLearner', node: 9 });
     assert.ok('index' in r);
     assert.deepEqual(net.core(l).proposeConfChange({ type: 'remove', node: 9 }), { error: 'conf_change_pending', leader: l });
+  });
+
+  it('a new leader refuses a change until it committed an entry of its term', () => {
+    const net = new TestNetwork([1, 2, 3]);
+    const l = net.electLeader();
+    net.run(1);
+    const f = [1, 2, 3].find((x) => x !== l)!;
+    // hold the new leader's App messages: it wins, but its noop cannot commit
+    net.holdIf = (m) => m.from === f && m.type === MsgType.App;
+    assert.deepEqual(net.core(l).transferLeadership(f), { ok: true });
+    net.stabilize();
+    assert.equal(net.core(f).role, Role.Leader);
+    assert.deepEqual(net.core(f).proposeConfChange({ type: 'addLearner', node: 9 }), { error: 'conf_change_pending', leader: f });
+    net.holdIf = undefined;
+    net.release();
+    net.stabilize();
+    assert.equal(net.core(f).status().commit, net.core(f).status().lastIndex);
+    const r = net.core(f).proposeConfChange({ type: 'addLearner', node: 9 });
+    assert.ok('index' in r, JSON.stringify(r));
   });
 });
 

@@ -7,6 +7,7 @@
  * The core reads the durable view through LogReader: entries in it are durable.
  */
 import { ConfState, Entry, HardState, LogReader, Snapshot } from '../../../src/raft/types';
+import { entryBytes } from '../../../src/raft/raft-log';
 import { hashBytes, hashString } from './hash';
 import { Prng } from './prng';
 
@@ -23,11 +24,6 @@ export interface StorageListener {
 }
 
 export class StorageError extends Error {}
-
-/** as the core counts entry bytes (src/raft/raft-log.ts) */
-export function entryBytes(e: Entry): number {
-  return e.data.byteLength;
-}
 
 class LogState {
   /** index of entries[0] */
