@@ -325,13 +325,11 @@ class Reader {
     const len = maxBytes <= 0xff ? this.u8(what) : this.u16(what);
     if (len > maxBytes) fail(`${what}: ${len} bytes, at most ${maxBytes}`);
     const bytes = this.bytes(len, what);
-    let s: string;
     try {
-      s = textDecoder.decode(bytes);
+      return textDecoder.decode(bytes);
     } catch {
       return fail(`${what}: invalid UTF-8`);
     }
-    return s;
   }
   flag(what: string): boolean {
     const b = this.u8(what);
