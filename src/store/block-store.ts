@@ -77,6 +77,15 @@ import {
   unlinkKey,
   type Inode,
   type StoreState,
+  P_CUT,
+  P_REQUEST_ORDER,
+  cutKey,
+  cutRangeOf,
+  cutRangeUpTo,
+  decodeOpResult,
+  encodeOpResult,
+  requestKey as requestRecordKey,
+  requestOrderKey,
 } from './codec';
 import { BLOCK, DataFiles } from './data-files';
 import { S_ISGID, S_ISUID, W, X, inGroup, mayAccess, mayWriteData, stickyAllows } from './permissions';
@@ -102,6 +111,18 @@ const CKPT_BYTES = 16 * 1024 * 1024;
 const CKPT_FILES = 2048;
 /** ... or this long after the first journaled write since the last one */
 const CKPT_INTERVAL_MS = 1000;
+/** logWal checkpoints: defaults of checkpointIntervalMs, checkpointBytes, checkpointOps */
+const WAL_CKPT_INTERVAL_MS = 1000;
+const WAL_CKPT_BYTES = 64 * 1024 * 1024;
+const WAL_CKPT_OPS = 16384;
+/** duplicate-request records kept by default; a request key is at most this long */
+export const DEFAULT_DRC_ENTRIES = 8192;
+export const MAX_REQUEST_KEY_BYTES = 64;
+/** an empty key range (no record lives under 0xf0): compacting it flushes the memtable, nothing else */
+const FLUSH_RANGE_START = Buffer.from([0xf0]);
+const FLUSH_RANGE_END = Buffer.from([0xf0, 0x00]);
+/** cut record number marking a WRITE op that failed or was a duplicate: redo() skips its bytes */
+const NO_EFFECT = 0xff;
 
 export interface StoreStats {
   /** fdatasync of data files */
@@ -120,6 +141,8 @@ export interface StoreStats {
   checkpoints: number;
   /** WRITEs whose bytes stayed inline (small files) */
   inlineWrites: number;
+  /** logWal: LevelDB memtable flushes (each checkpoint makes the unsynced batches durable with one) */
+  memtableFlushes: number;
 }
 
 export interface RecoveryReport {
@@ -314,6 +337,10 @@ class Tx {
   readonly journalKeys: Buffer[] = [];
   readonly journalFiles = new Set<number>();
   journalBytes = 0;
+  /** ops that go into the batch whether or not the op succeeded (duplicate-request records) */
+  readonly alwaysOps: BatchOp[] = [];
+  /** logWal: cut record keys this op put in its batch */
+  readonly cutKeys: Buffer[] = [];
   readonly st: StoreState;
   constructor(
     private readonly store: LevelBlockStore,
@@ -361,6 +388,13 @@ class Tx {
   /** cut `fileid`'s data file to `size` once the batch is written; journaled to keep replay order */
   truncate(fileid: number, size: number): void {
     this.truncates.push([fileid, size]);
+    if (this.store.logWal) {
+      // no journal: a cut record for redo(), which replays writes from the log and cuts from these
+      const key = cutKey(this.st.applied, this.cutKeys.length);
+      this.cutKeys.push(key);
+      this.ops.push({ type: 'put', key, value: encodeJournalTruncate(fileid, size) });
+      return;
+    }
     this.journal(fileid, encodeJournalTruncate(fileid, size));
   }
   delete(i: Inode): void {
@@ -418,6 +452,8 @@ interface PendingBatch {
   unlinks: number[];
   /** data files to cut [fileid, size] once this batch (recording the smaller size) is written */
   truncates: [number, number][];
+  /** logWal: cut records in this batch (dropped by the checkpoint that covers it) */
+  cutKeys: Buffer[];
   /** overlay slots this batch set: [inode ids, entry keys], with the sequence number they got */
   inodeKeys: [number, number][];
   inlineKeys: [number, number][];
@@ -495,7 +531,28 @@ export class LevelBlockStore implements BlockStore {
   private ckptTimer: NodeJS.Timeout | undefined = undefined;
   private closed = false;
   private broken: unknown = undefined;
-  private readonly opts: Required<Omit<StoreOptions, 'rootMode' | 'rootUid' | 'rootGid'>>;
+  /** logWal: the last durable checkpoint: data and metadata of every op up to here survive a power loss */
+  private durable = 0;
+  /** logWal: cut records written or pending, oldest first, with their op index */
+  private cutRecords: { index: number; key: Buffer }[] = [];
+  /** logWal: work since the last checkpoint started, and its timer */
+  private walBytes = 0;
+  private walOps = 0;
+  private walTimer: NodeJS.Timeout | undefined = undefined;
+  private walChain: Promise<unknown> = Promise.resolve();
+  private walRunning = false;
+  /** logWal recovery: ops in (durable, applied] must be redone before anything is applied */
+  private redoPending = false;
+  private redoLast = 0;
+  private readonly redoTouched = new Set<number>();
+  /** duplicate-request records: key (hex) -> the op index and encoded OpResult; eviction order */
+  private readonly drc = new Map<string, { index: number; value: Buffer }>();
+  private drcOrder: { index: number; hex: string }[] = [];
+  private drcHead = 0;
+  /** "the log is the write-ahead log" (see StoreOptions.logWal) */
+  readonly logWal: boolean;
+  private readonly onDurable: ((index: number) => void) | undefined;
+  private readonly opts: Required<Omit<StoreOptions, 'rootMode' | 'rootUid' | 'rootGid' | 'logWal' | 'onDurable'>>;
   readonly data: DataFiles;
   readonly stats: StoreStats;
   recovery: RecoveryReport = { cleanShutdown: true, pendingUnlinksFinished: 0, orphanDataFilesRemoved: 0, dataFilesTruncated: 0, journalReplayed: 0 };
@@ -513,9 +570,16 @@ export class LevelBlockStore implements BlockStore {
       inodeCacheSize: options.inodeCacheSize ?? 16384,
       fdCacheSize: options.fdCacheSize ?? 256,
       maxReadBytes: options.maxReadBytes ?? 4 * 1024 * 1024,
-      journalMaxWrite: options.journalMaxWrite ?? DEFAULT_JOURNAL_MAX_WRITE,
+      // logWal: nothing is journaled (the log holds the bytes; checkpoints sync the data files)
+      journalMaxWrite: options.logWal ? 0 : (options.journalMaxWrite ?? DEFAULT_JOURNAL_MAX_WRITE),
       inlineMax: options.inlineMax ?? DEFAULT_INLINE_MAX,
+      drcEntries: Math.max(0, Math.floor(options.drcEntries ?? DEFAULT_DRC_ENTRIES)),
+      checkpointIntervalMs: options.checkpointIntervalMs ?? WAL_CKPT_INTERVAL_MS,
+      checkpointBytes: options.checkpointBytes ?? WAL_CKPT_BYTES,
+      checkpointOps: options.checkpointOps ?? WAL_CKPT_OPS,
     };
+    this.logWal = options.logWal === true;
+    this.onDurable = options.onDurable;
     this.cache = new LruCache(this.opts.inodeCacheSize);
     const data = (this.data = new DataFiles(dataDir, this.opts.fdCacheSize));
     this.stats = {
@@ -532,6 +596,7 @@ export class LevelBlockStore implements BlockStore {
       journalWrites: 0,
       checkpoints: 0,
       inlineWrites: 0,
+      memtableFlushes: 0,
     };
   }
 
@@ -548,7 +613,24 @@ export class LevelBlockStore implements BlockStore {
 
   /** Every op up to here is durable: data and metadata survive a crash or power loss. */
   get durableAppliedIndex(): number {
-    return this.writtenIndex;
+    return this.logWal ? this.durable : this.writtenIndex;
+  }
+
+  /** Data and metadata of every op up to here are durable in the store alone (a log may be compacted
+   * up to it): with logWal the last durably recorded checkpoint, else every written batch. */
+  get durableIndex(): number {
+    return this.durableAppliedIndex;
+  }
+
+  /** The local fault that stopped the store (undefined while it works). */
+  get failure(): unknown {
+    return this.broken;
+  }
+
+  /** logWal recovery: ops in (durableIndex, appliedIndex] still to be handed to redo() (then
+   * finishRedo()); apply() refuses to run before. */
+  get needsRedo(): boolean {
+    return this.redoPending;
   }
 
   /** Counters of the store (file count, bytes used) as recorded. */
@@ -600,7 +682,7 @@ export class LevelBlockStore implements BlockStore {
       };
       const v = Buffer.alloc(4);
       v.writeUInt32BE(FORMAT_VERSION);
-      this.state = { applied: 0, nextFileId: ROOT_ID + 1, fileCount: 1, usedBytes: 0 };
+      this.state = { applied: 0, nextFileId: ROOT_ID + 1, fileCount: 1, usedBytes: 0, maxTimeS: 0, maxTimeN: 0 };
       await this.db.batch(
         [
           { type: 'put', key: KEY_VERSION, value: v },
@@ -625,7 +707,23 @@ export class LevelBlockStore implements BlockStore {
     const clean = (await this.db.get(KEY_CLEAN)) !== undefined;
     this.recovery.cleanShutdown = clean;
     await this.finishPendingUnlinks();
-    const replayed = await this.replayJournal();
+    let replayed = 0;
+    if (this.logWal) {
+      // journal records can only be left by a run without logWal, which made every batch durable
+      // (its start-up replay moves the checkpoint to the applied index, as it would have)
+      const j = await this.db.keys({ gte: Buffer.from([P_JOURNAL]), lt: Buffer.from([P_JOURNAL + 1]), limit: 1 }).all();
+      if (j.length > 0) replayed = await this.replayJournal();
+      const ckv = await this.db.get(KEY_DATA_CKPT);
+      this.durable = ckv && ckv.length === 8 ? Math.min(readU64BE(ckv, 0), this.state.applied) : 0;
+      this.redoPending = this.durable < this.state.applied;
+      this.redoLast = this.durable;
+      for await (const [k] of this.db.iterator({ ...cutRangeUpTo(this.state.applied), values: false })) {
+        this.cutRecords.push({ index: readU64BE(k, 1), key: k });
+      }
+    } else {
+      replayed = await this.replayJournal();
+    }
+    await this.loadRequestRecords();
     this.ckptUpto = this.ckptRecorded = this.ckptSynced = this.state.applied;
     if (!clean || replayed > 0) await this.reconcileDataFiles();
     await this.db.del(KEY_CLEAN, { sync: true });
@@ -676,6 +774,21 @@ export class LevelBlockStore implements BlockStore {
     this.stats.dbSyncs++;
     this.recovery.journalReplayed = replayed;
     return replayed;
+  }
+
+  /** Load the duplicate-request records (at most drcEntries of them were kept, plus any a smaller
+   * drcEntries now evicts with the next op). */
+  private async loadRequestRecords(): Promise<void> {
+    const lo = Buffer.from([P_REQUEST_ORDER]);
+    const hi = Buffer.from([P_REQUEST_ORDER + 1]);
+    for await (const [k, key] of this.db.iterator({ gte: lo, lt: hi })) {
+      const index = readU64BE(k, 1);
+      const v = await this.db.get(requestRecordKey(key));
+      if (!v || v.length < 8) continue;
+      const hex = key.toString('hex');
+      this.drc.set(hex, { index, value: v.subarray(8) });
+      this.drcOrder.push({ index, hex });
+    }
   }
 
   /** After an unclean stop: drop data files of no live regular file, cut data beyond recorded size. */
@@ -768,32 +881,49 @@ export class LevelBlockStore implements BlockStore {
 
   // ---------------------------------------------------------------- apply
 
-  apply(index: number, op: StoreOp): Promise<OpResult> {
+  /**
+   * Apply op `index`. Without logWal it must be the next index, and the op is durable when the
+   * promise resolves (except UNSTABLE writes). With logWal any index above the last queued one is
+   * taken (the gaps are log entries that never reach the store) and the promise resolves once the op
+   * is applied in memory, whatever `op.stable`: the log holds it durably.
+   *
+   * `requestKey` (1..64 bytes): if a result is recorded for it, that result is returned and nothing
+   * but the applied index changes; else the op's result is recorded with it, in the op's batch.
+   */
+  apply(index: number, op: StoreOp, requestKey?: Uint8Array): Promise<OpResult> {
     try {
       this.check();
     } catch (e) {
       return Promise.reject(e);
     }
     if (!Number.isSafeInteger(index) || index <= 0) return Promise.reject(new Error(`bad op index ${index}`));
+    if (requestKey !== undefined && (!(requestKey instanceof Uint8Array) || requestKey.length === 0 || requestKey.length > MAX_REQUEST_KEY_BYTES)) {
+      return Promise.reject(new Error(`request key must be 1..${MAX_REQUEST_KEY_BYTES} bytes`));
+    }
     if (index <= this.lastQueued) {
       const p = this.inflight.get(index);
       if (p) return p;
       // replay of an op already applied: a no-op with the status it had (OK when no longer known)
       const slot = index % RECENT_RESULTS;
       const r: OpResult = { status: this.recentIndex[slot] === index ? (this.recentStatus[slot] as S) : S.OK };
+      if (this.logWal) return Promise.resolve(r);
       return this.waitDurable(index).then(() => r);
     }
-    if (index !== this.lastQueued + 1) {
+    if (this.redoPending) {
+      return Promise.reject(new Error(`ops ${this.durable + 1}..${this.state.applied} must be redone (redo, finishRedo) before apply`));
+    }
+    if (!this.logWal && index !== this.lastQueued + 1) {
       return Promise.reject(new Error(`op index ${index} out of order (last queued ${this.lastQueued})`));
     }
     this.lastQueued = index;
+    const key = requestKey === undefined ? undefined : Buffer.from(requestKey);
     const p = this.mutex
-      .run(() => this.applyLocked(index, op))
+      .run(() => this.applyLocked(index, op, key))
       .then(async ({ result, durable }) => {
         const slot = index % RECENT_RESULTS;
         this.recentIndex[slot] = index;
         this.recentStatus[slot] = result.status;
-        if (durable) await this.waitDurable(index);
+        if (durable && !this.logWal) await this.waitDurable(index);
         return result;
       })
       .finally(() => this.inflight.delete(index));
@@ -801,33 +931,99 @@ export class LevelBlockStore implements BlockStore {
     return p;
   }
 
-  private async applyLocked(index: number, op: StoreOp): Promise<{ result: OpResult; durable: boolean }> {
+  /** The recorded result of the op that carried `requestKey` (as applied in memory), if still kept. */
+  lookupRequest(requestKey: Uint8Array): OpResult | undefined {
+    if (!(requestKey instanceof Uint8Array)) return undefined;
+    const r = this.drc.get(Buffer.from(requestKey.buffer, requestKey.byteOffset, requestKey.byteLength).toString('hex'));
+    return r ? decodeOpResult(r.value) : undefined;
+  }
+
+  /** duplicate-request records kept now (a gauge) */
+  get requestRecords(): number {
+    return this.drc.size;
+  }
+
+  private async applyLocked(index: number, op: StoreOp, requestKey?: Buffer): Promise<{ result: OpResult; durable: boolean }> {
     this.check();
     const tx = new Tx(this, this.state);
     tx.st.applied = index;
     let result: OpResult;
     let durable = true;
-    try {
-      if (!wellFormed(op)) throw new OpError(S.INVAL);
-      result = await this.exec(tx, index, op);
-      if (op.kind === 'write' && op.stable === 0) durable = false;
-    } catch (e) {
-      if (!(e instanceof OpError)) {
-        this.fail(e);
-        throw e;
-      }
-      result = { status: e.status };
-      if (e.wcc) result.wcc = e.wcc;
-      if (e.wcc2) result.wcc2 = e.wcc2;
+    const hex = requestKey?.toString('hex');
+    const recorded = hex === undefined ? undefined : this.drc.get(hex);
+    if (recorded) {
+      // a duplicate: the recorded answer, and nothing changes but the applied index
+      result = decodeOpResult(recorded.value);
       durable = false;
+    } else {
+      try {
+        if (!wellFormed(op)) throw new OpError(S.INVAL);
+        op = this.monotonicTime(tx, op);
+        result = await this.exec(tx, index, op);
+        if (op.kind === 'write' && op.stable === 0) durable = false;
+      } catch (e) {
+        if (!(e instanceof OpError)) {
+          this.fail(e);
+          throw e;
+        }
+        result = { status: e.status };
+        if (e.wcc) result.wcc = e.wcc;
+        if (e.wcc2) result.wcc2 = e.wcc2;
+        durable = false;
+      }
+      if (requestKey && hex !== undefined) this.recordRequest(tx, index, requestKey, hex, result);
+    }
+    if (this.logWal && isObj(op) && op.kind === 'write' && (recorded || result.status !== S.OK)) {
+      // a WRITE that changed nothing: redo() must not write its bytes (it reads the log's op)
+      const key = cutKey(index, NO_EFFECT);
+      tx.alwaysOps.push({ type: 'put', key, value: EMPTY });
+      this.cutRecords.push({ index, key });
     }
     try {
-      await this.commit(tx, result.status === S.OK);
+      await this.commit(tx, !recorded && result.status === S.OK);
     } catch (e) {
       this.fail(e);
       throw e;
     }
     return { result, durable };
+  }
+
+  /**
+   * Time stamps never go backwards across the store: an op whose time is below the highest op time
+   * applied so far (kept in the state record) is applied with that highest time instead. The same log
+   * gives the same stamps on every replica. Times a SETATTR gives explicitly are the client's and
+   * are not touched (only 'server' times come from the op's time).
+   */
+  private monotonicTime(tx: Tx, op: StoreOp): StoreOp {
+    const t = op.time;
+    const st = tx.st;
+    if (t.sec > st.maxTimeS || (t.sec === st.maxTimeS && t.nsec >= st.maxTimeN)) {
+      st.maxTimeS = t.sec;
+      st.maxTimeN = t.nsec;
+      return op;
+    }
+    return { ...op, time: { sec: st.maxTimeS, nsec: st.maxTimeN } };
+  }
+
+  /** Record `result` for `key` in this op's batch (whatever its status), evicting the records of the
+   * oldest op indexes beyond drcEntries: deterministic, the same on every replica. */
+  private recordRequest(tx: Tx, index: number, key: Buffer, hex: string, result: OpResult): void {
+    const enc = encodeOpResult(result);
+    tx.alwaysOps.push({ type: 'put', key: requestRecordKey(key), value: Buffer.concat([encodeIndex(index), enc]) });
+    tx.alwaysOps.push({ type: 'put', key: requestOrderKey(index), value: key });
+    this.drc.set(hex, { index, value: enc });
+    this.drcOrder.push({ index, hex });
+    while (this.drc.size > this.opts.drcEntries && this.drcHead < this.drcOrder.length) {
+      const old = this.drcOrder[this.drcHead++];
+      const cur = this.drc.get(old.hex);
+      if (cur && cur.index === old.index) this.drc.delete(old.hex);
+      tx.alwaysOps.push({ type: 'del', key: requestRecordKey(Buffer.from(old.hex, 'hex')) });
+      tx.alwaysOps.push({ type: 'del', key: requestOrderKey(old.index) });
+    }
+    if (this.drcHead > 1024 && this.drcHead * 2 > this.drcOrder.length) {
+      this.drcOrder = this.drcOrder.slice(this.drcHead);
+      this.drcHead = 0;
+    }
   }
 
   /** A local I/O error: the store stops (data may have been lost, and a later fdatasync would not
@@ -901,6 +1097,7 @@ export class LevelBlockStore implements BlockStore {
       for (const key of this.pendingMarkerDeletes) ops.push({ type: 'del', key });
       this.pendingMarkerDeletes = [];
     }
+    for (const o of tx.alwaysOps) ops.push(o);
     ops.push({ type: 'put', key: KEY_STATE, value: encodeState(tx.st) });
     const journalBytes = ok ? tx.journalBytes : 0;
     this.pending.push({
@@ -912,6 +1109,7 @@ export class LevelBlockStore implements BlockStore {
       journalBytes,
       unlinks: ok ? tx.unlinks : [],
       truncates: ok ? tx.truncates : [],
+      cutKeys: ok ? tx.cutKeys : [],
       inodeKeys,
       inlineKeys,
       entryKeys,
@@ -927,7 +1125,15 @@ export class LevelBlockStore implements BlockStore {
         else this.cache.delete(id);
       }
     }
+    if (ok) for (const key of tx.cutKeys) this.cutRecords.push({ index: tx.st.applied, key });
     this.kickWriter();
+    if (this.logWal) {
+      this.walOps++;
+      this.scheduleWalCheckpoint();
+      // backpressure: wait for the writer, which needs no data barrier here
+      if (this.pending.length > MAX_PENDING_BATCHES) await this.waitDurable(tx.st.applied - MAX_PENDING_BATCHES / 2);
+      return;
+    }
     if (this.pending.length > MAX_PENDING_BATCHES || this.pendingJournalBytes > MAX_PENDING_JOURNAL_BYTES) {
       // Backpressure, holding the mutex: wait for the writer (which needs no mutex) to catch up. The
       // data barrier runs here first so that the batches waited for can be written at once.
@@ -965,7 +1171,7 @@ export class LevelBlockStore implements BlockStore {
           continue;
         }
         const head = this.pending[0];
-        if (head.gateSeq > this.data.syncedGateSeq) {
+        if (!this.logWal && head.gateSeq > this.data.syncedGateSeq) {
           // the sync barrier: data first, then the metadata that describes it. Batches applied while
           // it runs are written with this one when their data is covered too.
           await this.data.syncDirty();
@@ -976,7 +1182,7 @@ export class LevelBlockStore implements BlockStore {
         let jbytes = 0;
         while (
           n < this.pending.length &&
-          this.pending[n].gateSeq <= this.data.syncedGateSeq &&
+          (this.logWal || this.pending[n].gateSeq <= this.data.syncedGateSeq) &&
           count < 20000 &&
           (n === 0 || jbytes + this.pending[n].journalBytes <= MAX_WRITE_JOURNAL_BYTES)
         ) {
@@ -985,19 +1191,29 @@ export class LevelBlockStore implements BlockStore {
           n++;
         }
         const batches = this.pending.slice(0, n);
-        const { ops: ckptOps, upto } = this.checkpointOps(batches, true);
-        const ops = n === 1 && ckptOps.length === 0 ? batches[0].ops : [...ckptOps, ...batches.flatMap((b) => b.ops)];
-        await writeBatch(this.db, ops);
-        this.checkpointSynced(upto);
-        this.pending.splice(0, n);
-        this.pendingJournalBytes -= jbytes;
-        this.stats.dbSyncs++;
-        this.stats.groupCommits++;
-        this.writtenIndex = batches[n - 1].index;
-        const keys = jbytes > 0 || batches.some((b) => b.journalKeys.length > 0) ? batches.flatMap((b) => b.journalKeys) : [];
-        this.unckpt.push({ index: this.writtenIndex, fullSeq: batches[n - 1].fullSeq, keys, bytes: jbytes });
-        this.unckptBytes += jbytes;
-        this.scheduleCheckpoint();
+        if (this.logWal) {
+          // the log is the write-ahead log: in index order, without sync and without a data
+          // barrier; the next checkpoint makes them durable (syncDirty, memtable flush, sync write)
+          const ops = n === 1 ? batches[0].ops : batches.flatMap((b) => b.ops);
+          await writeBatch(this.db, ops, false);
+          this.pending.splice(0, n);
+          this.stats.groupCommits++;
+          this.writtenIndex = batches[n - 1].index;
+        } else {
+          const { ops: ckptOps, upto } = this.checkpointOps(batches, true);
+          const ops = n === 1 && ckptOps.length === 0 ? batches[0].ops : [...ckptOps, ...batches.flatMap((b) => b.ops)];
+          await writeBatch(this.db, ops);
+          this.checkpointSynced(upto);
+          this.pending.splice(0, n);
+          this.pendingJournalBytes -= jbytes;
+          this.stats.dbSyncs++;
+          this.stats.groupCommits++;
+          this.writtenIndex = batches[n - 1].index;
+          const keys = jbytes > 0 || batches.some((b) => b.journalKeys.length > 0) ? batches.flatMap((b) => b.journalKeys) : [];
+          this.unckpt.push({ index: this.writtenIndex, fullSeq: batches[n - 1].fullSeq, keys, bytes: jbytes });
+          this.unckptBytes += jbytes;
+          this.scheduleCheckpoint();
+        }
         for (const b of batches) {
           for (const [k, seq] of b.inodeKeys) if (this.inodeOverlay.get(k)?.seq === seq) this.inodeOverlay.delete(k);
           for (const [k, seq] of b.inlineKeys) if (this.inlineOverlay.get(k)?.seq === seq) this.inlineOverlay.delete(k);
@@ -1101,6 +1317,7 @@ export class LevelBlockStore implements BlockStore {
    */
   async checkpoint(): Promise<number> {
     this.check();
+    if (this.logWal) return this.walCheckpoint();
     const upto = this.state.applied;
     await this.waitDurable(upto);
     try {
@@ -1175,6 +1392,165 @@ export class LevelBlockStore implements BlockStore {
     );
   }
 
+  // ---------------------------------------------------------------- logWal checkpoints
+
+  /** Start a checkpoint once enough work piled up since the last one, or soon after the first op. */
+  private scheduleWalCheckpoint(): void {
+    if (this.walRunning || this.closed || this.broken || this.state.applied <= this.durable) return;
+    if (this.walBytes >= this.opts.checkpointBytes || this.walOps >= this.opts.checkpointOps) {
+      this.startWalCheckpoint();
+    } else if (!this.walTimer) {
+      this.walTimer = setTimeout(() => this.startWalCheckpoint(), this.opts.checkpointIntervalMs);
+      this.walTimer.unref();
+    }
+  }
+
+  private startWalCheckpoint(): void {
+    if (this.walTimer) clearTimeout(this.walTimer);
+    this.walTimer = undefined;
+    if (this.walRunning || this.closed || this.broken) return;
+    this.walCheckpoint().catch(() => undefined); // (a failure fails the store: fail() ran)
+  }
+
+  /**
+   * logWal checkpoint of every op applied so far (X): wait until the writer has written their
+   * batches (and done the cuts and unlinks they record), fdatasync every dirty data file and data
+   * directory, flush LevelDB's memtable (its SST files are synced: the batches written without sync
+   * become durable, also those in a log file LevelDB rotated away from, which a sync write would not
+   * cover), then record X with a sync write, dropping the cut records up to X. Checkpoints run one
+   * after another; a failure fails the store.
+   */
+  private walCheckpoint(): Promise<number> {
+    const p = this.walChain.then(() => this.walCheckpointNow());
+    this.walChain = p.catch(() => undefined);
+    return p;
+  }
+
+  private async walCheckpointNow(): Promise<number> {
+    this.check();
+    const upto = this.state.applied;
+    if (upto <= this.durable) return this.durable;
+    this.walRunning = true;
+    this.walBytes = 0;
+    this.walOps = 0;
+    if (this.walTimer) clearTimeout(this.walTimer);
+    this.walTimer = undefined;
+    try {
+      await this.waitDurable(upto);
+      await this.data.syncDirty(true);
+      await this.flushMemtable();
+      const ops: BatchOp[] = [];
+      let k = 0;
+      while (k < this.cutRecords.length && this.cutRecords[k].index <= upto) ops.push({ type: 'del', key: this.cutRecords[k++].key });
+      ops.push({ type: 'put', key: KEY_DATA_CKPT, value: encodeIndex(upto) });
+      await writeBatch(this.db, ops, true);
+      this.cutRecords.splice(0, k);
+      this.stats.dbSyncs++;
+      this.stats.checkpoints++;
+    } catch (e) {
+      this.fail(e);
+      throw e;
+    } finally {
+      this.walRunning = false;
+    }
+    this.durable = upto;
+    try {
+      this.onDurable?.(upto);
+    } finally {
+      this.scheduleWalCheckpoint();
+    }
+    return upto;
+  }
+
+  /** Flush LevelDB's memtable to a synced SST file (compacting an empty key range does that and
+   * nothing more: LevelDB's CompactRange first compacts the memtable, then the range). */
+  private async flushMemtable(): Promise<void> {
+    await (this.db as unknown as { compactRange(a: Buffer, b: Buffer): Promise<void> }).compactRange(FLUSH_RANGE_START, FLUSH_RANGE_END);
+    this.stats.memtableFlushes++;
+  }
+
+  // ---------------------------------------------------------------- logWal recovery
+
+  /**
+   * Redo the data effects of op `index`, one of (durableIndex, appliedIndex] after a crash, in index
+   * order, before anything is applied. LevelDB holds the metadata of these ops (appliedIndex is what
+   * it holds), but after a power loss the data files may lack their writes and cuts: a write's bytes
+   * are written again if the file exists now as a regular file with a data file (not inline); a cut
+   * (a shrinking size change by SETATTR or CREATE) is done again from the op's cut record. Writes and
+   * cuts replayed in op order over the data at the checkpoint give the data at appliedIndex (a byte
+   * is last set by the last op of the range that wrote or cut it, or kept from the checkpoint).
+   * Extensions need nothing: the bytes past a data file's end read as zeros.
+   *
+   * This relies on file ids never being reused: a file id is `nextFileId++` of the state record (it
+   * only grows, and is never handed out again after a REMOVE), so an op naming file F in the log
+   * can only mean the file F that exists now, or one that is gone for good.
+   */
+  async redo(index: number, op: StoreOp): Promise<void> {
+    this.check();
+    if (!this.redoPending) throw new Error('nothing to redo');
+    if (!Number.isSafeInteger(index) || index <= this.redoLast || index > this.state.applied) {
+      throw new Error(`redo of op ${index} out of order (last ${this.redoLast}, applied ${this.state.applied})`);
+    }
+    this.redoLast = index;
+    try {
+      if (isObj(op) && op.kind === 'write') {
+        if (op.data instanceof Uint8Array && op.data.length > 0 && Number.isSafeInteger(op.offset) && op.offset >= 0) {
+          const ino = this.inodeSync(op.file);
+          const noEffect = this.db.getSync(cutKey(index, NO_EFFECT)) !== undefined;
+          if (ino && ino.type === FileType.REG && !ino.inline && !noEffect) {
+            await this.data.write(op.file, op.offset, op.data);
+            this.redoTouched.add(op.file);
+          }
+        }
+      } else if (isObj(op) && (op.kind === 'setattr' || op.kind === 'create')) {
+        for await (const [, v] of this.db.iterator(cutRangeOf(index))) {
+          const r = decodeJournal(v);
+          if (r.kind === JOURNAL_WRITE) continue;
+          const ino = this.inodeSync(r.fileid);
+          if (!ino || ino.type !== FileType.REG || ino.inline) continue;
+          await this.data.truncate(r.fileid, r.size);
+          this.redoTouched.add(r.fileid);
+        }
+      }
+    } catch (e) {
+      this.fail(e);
+      throw e;
+    }
+  }
+
+  /**
+   * End of redo: cut every data file redo touched to its recorded size, sync the data files and
+   * record a durable checkpoint at appliedIndex; apply() runs from now on. (Without a redo pending,
+   * nothing to do.)
+   */
+  async finishRedo(): Promise<number> {
+    this.check();
+    if (!this.redoPending) return this.durable;
+    const upto = this.state.applied;
+    try {
+      for (const id of this.redoTouched) {
+        const ino = this.inodeSync(id);
+        if (ino && ino.type === FileType.REG && !ino.inline) await this.data.truncate(id, ino.size);
+      }
+      await this.data.syncDirty(true);
+      await this.flushMemtable();
+      const ops: BatchOp[] = this.cutRecords.map((c) => ({ type: 'del' as const, key: c.key }));
+      ops.push({ type: 'put', key: KEY_DATA_CKPT, value: encodeIndex(upto) });
+      await writeBatch(this.db, ops, true);
+      this.stats.dbSyncs++;
+      this.stats.checkpoints++;
+    } catch (e) {
+      this.fail(e);
+      throw e;
+    }
+    this.cutRecords = [];
+    this.redoTouched.clear();
+    this.redoPending = false;
+    this.durable = upto;
+    this.onDurable?.(upto);
+    return upto;
+  }
+
   private resolveFlushWaiters(): void {
     if (this.flushWaiters.length === 0) return;
     const still: Waiter[] = [];
@@ -1205,6 +1581,11 @@ export class LevelBlockStore implements BlockStore {
 
   async sync(_file?: FileId): Promise<void> {
     this.check();
+    if (this.logWal) {
+      // the store alone makes everything applied durable: a checkpoint
+      await this.walCheckpoint();
+      return;
+    }
     // Everything queued so far: their batches are written after their data (UNSTABLE writes
     // included) is synced or journaled, so once the last one is written, all are durable.
     await this.waitDurable(this.lastQueued);
@@ -1656,6 +2037,9 @@ export class LevelBlockStore implements BlockStore {
             const withJournal = len <= this.opts.journalMaxWrite;
             if (cur.length > 0) await this.writeDataFile(tx, ino.fileid, 0, cur, 0, wcc, withJournal);
             await this.writeDataFile(tx, ino.fileid, op.offset, op.data, 0, wcc);
+            // logWal: the moved bytes are in no log entry (only in the inline record this batch
+            // deletes, and LevelDB may persist the batch any time): durable before the batch is queued
+            if (this.logWal && cur.length > 0) await this.data.syncFile(ino.fileid);
           } else {
             await this.settleTruncate(ino.fileid);
             await this.writeDataFile(tx, ino.fileid, op.offset, op.data, ino.size, wcc);
@@ -1710,7 +2094,10 @@ export class LevelBlockStore implements BlockStore {
     }
     try {
       await this.data.write(fileid, offset, data, journaled ? 0 : tx.st.nextFileId, journaled);
+      this.walBytes += data.length;
     } catch (err) {
+      // logWal: a local fault is not an answer (a replica with space would answer OK): the store fails
+      if (this.logWal) throw err;
       // The local disk is full (or over quota): a local-resource error, answered as NOSPC without
       // failing the store. The op then records nothing but the applied index. Not deterministic
       // across replicas (a cluster replica would have to stop applying instead); fine for a single
@@ -1937,7 +2324,10 @@ export class LevelBlockStore implements BlockStore {
     this.ckptTimer = undefined;
     await Promise.allSettled([...this.inflight.values()]);
     await this.writerDone.catch(() => undefined);
-    if (!this.broken) {
+    if (this.walTimer) clearTimeout(this.walTimer);
+    this.walTimer = undefined;
+    await this.walChain;
+    if (!this.broken && !this.redoPending) {
       await this.mutex.run(async () => {
         await this.data.syncDirty();
         await this.waitDurable(this.state.applied);
@@ -1946,7 +2336,14 @@ export class LevelBlockStore implements BlockStore {
         await this.data.syncDirty(true);
         const ops: BatchOp[] = this.pendingMarkerDeletes.map((key) => ({ type: 'del' as const, key }));
         this.pendingMarkerDeletes = [];
-        ops.push(...this.checkpointOps([], true).ops);
+        if (this.logWal) {
+          // batches written without sync: a memtable flush makes them durable before the clean record
+          await this.flushMemtable();
+          for (const c of this.cutRecords) ops.push({ type: 'del', key: c.key });
+          this.cutRecords = [];
+        } else {
+          ops.push(...this.checkpointOps([], true).ops);
+        }
         ops.push({ type: 'put', key: KEY_DATA_CKPT, value: encodeIndex(this.state.applied) });
         ops.push({ type: 'put', key: KEY_STATE, value: encodeState(this.state) });
         ops.push({ type: 'put', key: KEY_CLEAN, value: Buffer.from([1]) });
@@ -1954,6 +2351,7 @@ export class LevelBlockStore implements BlockStore {
         this.stats.dbSyncs++;
         this.ckptRecorded = this.state.applied;
         this.checkpointSynced(this.state.applied);
+        if (this.logWal) this.durable = this.state.applied;
       });
     }
     this.closed = true;

@@ -14,8 +14,13 @@
  *   0x05 <index u64> <n u8>        data journal record n of op `index` (see encodeJournalWrite)
  *   0x06 <fileid u64>              inline data of a small regular file (inode flag `inline`): its
  *                                  first bytes; bytes past them up to the size read as zeros
+ *   0x07 <request key>             replicated duplicate-request record: the op index (u64 BE), then
+ *                                  the encoded OpResult of the op that carried the key
+ *   0x08 <index u64>               the request key recorded by op `index` (eviction order: oldest first)
+ *   0x09 <index u64> <n u8>        logWal mode: cut record n of op `index` (fileid, size as in
+ *                                  encodeJournalTruncate), for redo(); dropped by the next checkpoint
  */
-import { FileType } from './types';
+import { FileType, type Attr, type OpResult, type Time, type Wcc, type WccAttr } from './types';
 
 /** 2: data journal (0x05 records, 0x00 0x04 checkpoint) and inline data (0x06, inode flag 4); a v1
  * store opens as is (it has none of them) */
@@ -32,6 +37,9 @@ export const P_COOKIE = 0x03;
 export const P_UNLINK = 0x04;
 export const P_JOURNAL = 0x05;
 export const P_INLINE = 0x06;
+export const P_REQUEST = 0x07;
+export const P_REQUEST_ORDER = 0x08;
+export const P_CUT = 0x09;
 
 const TWO32 = 0x1_0000_0000;
 
@@ -160,14 +168,20 @@ export interface StoreState {
   nextFileId: number;
   fileCount: number;
   usedBytes: number;
+  /** highest op time applied so far (stamps never go below it, see monotonicTime) */
+  maxTimeS: number;
+  maxTimeN: number;
 }
 
+/** 44 bytes; a 32-byte record (before monotonic times) reads with a max time of 0 */
 export function encodeState(s: StoreState): Buffer {
-  const v = Buffer.allocUnsafe(32);
+  const v = Buffer.allocUnsafe(44);
   v.writeDoubleLE(s.applied, 0);
   v.writeDoubleLE(s.nextFileId, 8);
   v.writeDoubleLE(s.fileCount, 16);
   v.writeDoubleLE(s.usedBytes, 24);
+  v.writeDoubleLE(s.maxTimeS, 32);
+  v.writeUInt32LE(s.maxTimeN, 40);
   return v;
 }
 
@@ -178,7 +192,192 @@ export function decodeState(v: Uint8Array): StoreState {
     nextFileId: b.readDoubleLE(8),
     fileCount: b.readDoubleLE(16),
     usedBytes: b.readDoubleLE(24),
+    maxTimeS: b.length >= 44 ? b.readDoubleLE(32) : 0,
+    maxTimeN: b.length >= 44 ? b.readUInt32LE(40) : 0,
   };
+}
+
+/** Key of the request record of `key` (at most 64 bytes). */
+export function requestKey(key: Uint8Array): Buffer {
+  const k = Buffer.allocUnsafe(1 + key.length);
+  k[0] = P_REQUEST;
+  k.set(key, 1);
+  return k;
+}
+
+export const requestOrderKey = (index: number): Buffer => idKey(P_REQUEST_ORDER, index);
+
+export function cutKey(index: number, n: number): Buffer {
+  const k = journalKey(index, n);
+  k[0] = P_CUT;
+  return k;
+}
+
+/** Cut records of op `index` (all n). */
+export function cutRangeOf(index: number): { gte: Buffer; lt: Buffer } {
+  return { gte: cutKey(index, 0), lt: cutKey(index + 1, 0) };
+}
+
+/** Every cut record of ops up to `index`. */
+export function cutRangeUpTo(index: number): { gte: Buffer; lt: Buffer } {
+  return { gte: Buffer.from([P_CUT]), lt: cutKey(index + 1, 0) };
+}
+
+// ---------------------------------------------------------------- OpResult codec
+
+/** A growable little-endian byte writer (OpResult records are small: ~300 bytes). */
+class ByteWriter {
+  private buf = Buffer.allocUnsafe(256);
+  private n = 0;
+  private room(k: number): void {
+    if (this.n + k <= this.buf.length) return;
+    const b = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.n + k));
+    this.buf.copy(b, 0, 0, this.n);
+    this.buf = b;
+  }
+  u8(v: number): void {
+    this.room(1);
+    this.buf[this.n++] = v;
+  }
+  u32(v: number): void {
+    this.room(4);
+    this.buf.writeUInt32LE(v >>> 0, this.n);
+    this.n += 4;
+  }
+  f64(v: number): void {
+    this.room(8);
+    this.buf.writeDoubleLE(v, this.n);
+    this.n += 8;
+  }
+  time(t: Time): void {
+    this.f64(t.sec);
+    this.u32(t.nsec);
+  }
+  done(): Buffer {
+    return Buffer.from(this.buf.subarray(0, this.n));
+  }
+}
+
+class ByteReader {
+  private n = 0;
+  constructor(private readonly b: Buffer) {}
+  private need(k: number): void {
+    if (this.n + k > this.b.length) throw new Error('truncated OpResult record');
+  }
+  u8(): number {
+    this.need(1);
+    return this.b[this.n++];
+  }
+  u32(): number {
+    this.need(4);
+    const v = this.b.readUInt32LE(this.n);
+    this.n += 4;
+    return v;
+  }
+  f64(): number {
+    this.need(8);
+    const v = this.b.readDoubleLE(this.n);
+    this.n += 8;
+    return v;
+  }
+  time(): Time {
+    const sec = this.f64();
+    return { sec, nsec: this.u32() };
+  }
+  end(): void {
+    if (this.n !== this.b.length) throw new Error('trailing bytes after OpResult record');
+  }
+}
+
+const R_OBJ = 1;
+const R_WCC = 2;
+const R_WCC2 = 4;
+const R_COUNT = 8;
+const W_BEFORE = 1;
+const W_AFTER = 2;
+const OPRESULT_TAG = 1;
+
+function writeAttr(w: ByteWriter, a: Attr): void {
+  w.u8(a.type);
+  w.u32(a.mode);
+  w.u32(a.nlink);
+  w.u32(a.uid);
+  w.u32(a.gid);
+  w.f64(a.size);
+  w.f64(a.used);
+  w.u32(a.rdev[0]);
+  w.u32(a.rdev[1]);
+  w.f64(a.fileid);
+  w.f64(a.generation);
+  w.time(a.atime);
+  w.time(a.mtime);
+  w.time(a.ctime);
+}
+
+function readAttr(r: ByteReader): Attr {
+  const type = r.u8() as FileType;
+  const mode = r.u32();
+  const nlink = r.u32();
+  const uid = r.u32();
+  const gid = r.u32();
+  const size = r.f64();
+  const used = r.f64();
+  const rdev: [number, number] = [r.u32(), r.u32()];
+  const fileid = r.f64();
+  const generation = r.f64();
+  const atime = r.time();
+  const mtime = r.time();
+  const ctime = r.time();
+  return { type, mode, nlink, uid, gid, size, used, rdev, fileid, generation, atime, mtime, ctime };
+}
+
+function writeWcc(w: ByteWriter, c: Wcc): void {
+  w.u8((c.before ? W_BEFORE : 0) | (c.after ? W_AFTER : 0));
+  if (c.before) {
+    w.f64(c.before.size);
+    w.time(c.before.mtime);
+    w.time(c.before.ctime);
+  }
+  if (c.after) writeAttr(w, c.after);
+}
+
+function readWcc(r: ByteReader): Wcc {
+  const f = r.u8();
+  const c: Wcc = {};
+  if (f & W_BEFORE) {
+    const size = r.f64();
+    const mtime = r.time();
+    const before: WccAttr = { size, mtime, ctime: r.time() };
+    c.before = before;
+  }
+  if (f & W_AFTER) c.after = readAttr(r);
+  return c;
+}
+
+/** Every field of an OpResult (status, obj, wcc, wcc2, count), for the duplicate-request record. */
+export function encodeOpResult(res: OpResult): Buffer {
+  const w = new ByteWriter();
+  w.u8(OPRESULT_TAG);
+  w.u32(res.status);
+  w.u8((res.obj ? R_OBJ : 0) | (res.wcc ? R_WCC : 0) | (res.wcc2 ? R_WCC2 : 0) | (res.count !== undefined ? R_COUNT : 0));
+  if (res.obj) writeAttr(w, res.obj);
+  if (res.wcc) writeWcc(w, res.wcc);
+  if (res.wcc2) writeWcc(w, res.wcc2);
+  if (res.count !== undefined) w.f64(res.count);
+  return w.done();
+}
+
+export function decodeOpResult(v: Uint8Array): OpResult {
+  const r = new ByteReader(Buffer.from(v.buffer, v.byteOffset, v.byteLength));
+  if (r.u8() !== OPRESULT_TAG) throw new Error('not an OpResult record');
+  const res: OpResult = { status: r.u32() };
+  const f = r.u8();
+  if (f & R_OBJ) res.obj = readAttr(r);
+  if (f & R_WCC) res.wcc = readWcc(r);
+  if (f & R_WCC2) res.wcc2 = readWcc(r);
+  if (f & R_COUNT) res.count = r.f64();
+  r.end();
+  return res;
 }
 
 /** The stored form of an object. Immutable once put into the cache: changes make a copy. */

@@ -572,6 +572,28 @@ export class DataFiles {
     this.trim();
   }
 
+  /** fdatasync one data file now, and fsync its directories (it may be new); the rest stays dirty. */
+  async syncFile(fileid: number): Promise<void> {
+    const e = await this.acquire(fileid, false);
+    if (!e) return;
+    try {
+      await e.fh.datasync();
+      this.stats.fsyncs++;
+    } finally {
+      this.release(e);
+    }
+    const shard = path.dirname(this.pathOf(fileid));
+    for (const d of this.dirtyDirs.has(this.blocksDir) ? [this.blocksDir, shard] : [shard]) {
+      const fh = await fsp.open(d, C.O_RDONLY | C.O_DIRECTORY);
+      try {
+        await fh.sync();
+        this.stats.dirFsyncs++;
+      } finally {
+        await fh.close();
+      }
+    }
+  }
+
   async closeAll(): Promise<void> {
     for (const fd of this.readFds.values()) closeSync(fd);
     this.readFds.clear();

@@ -197,9 +197,11 @@ export interface BlockStore {
   /** Index of the last op whose effects are recorded (durably once `sync()` resolves). */
   readonly appliedIndex: number;
   readonly rootFileId: FileId;
-  /** Apply op number `index` (must be appliedIndex + 1; index <= appliedIndex is a no-op replay
-   * and resolves with the status it had, or OK). Deterministic. */
-  apply(index: number, op: StoreOp): Promise<OpResult>;
+  /** Apply op number `index` (must be appliedIndex + 1, or with `logWal` any index above the last
+   * one queued; index <= appliedIndex is a no-op replay and resolves with the status it had, or OK).
+   * Deterministic. `requestKey` (at most 64 bytes): the duplicate-request record; an op whose key is
+   * recorded changes nothing and resolves with the recorded result. */
+  apply(index: number, op: StoreOp, requestKey?: Uint8Array): Promise<OpResult>;
   getattr(file: FileId): Promise<Attr | undefined>;
   /** getattr of many files at once (READDIRPLUS); undefined for those that do not exist */
   getattrMany(files: readonly FileId[]): Promise<(Attr | undefined)[]>;
@@ -247,4 +249,21 @@ export interface StoreOptions {
    * write, nothing to open or fdatasync) while every byte written lies below this offset; a write
    * beyond moves the data to a data file for good (default 16 KiB; 0: never inline) */
   inlineMax?: number;
+  /** "The log is the write-ahead log" (a cluster's Raft log holds every op durably before it is
+   * applied): apply() resolves once the op is applied in memory, LevelDB batches are written without
+   * sync and without a data barrier, nothing is journaled, and a background checkpoint (fdatasync of
+   * the data files, then a durable checkpoint record) advances `durableIndex`. After a crash, the ops
+   * in (durableIndex, appliedIndex] must be handed to redo() and then finishRedo() called. Local I/O
+   * faults (ENOSPC, EIO) fail the store instead of answering NOSPC. (default false) */
+  logWal?: boolean;
+  /** duplicate-request records kept (apply's requestKey), oldest op index evicted first (default 8192) */
+  drcEntries?: number;
+  /** logWal: a checkpoint starts this long after the first op since the last one (default 1000 ms) ... */
+  checkpointIntervalMs?: number;
+  /** ... or once this many data bytes were written since (default 64 MiB) ... */
+  checkpointBytes?: number;
+  /** ... or once this many ops were applied since (default 16384) */
+  checkpointOps?: number;
+  /** logWal: called after each durable checkpoint with its index (the log may be compacted up to it) */
+  onDurable?: (index: number) => void;
 }
