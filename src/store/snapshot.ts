@@ -11,7 +11,9 @@
  * NEWER than the index (ops applied after it have written them): that is fine, because the receiver
  * replays every log entry after the index, and those entries rewrite (or cut, or remove) every byte
  * changed after it. Bytes can never be OLDER than the index: an op writes its data (pwrite) before its
- * metadata batch reaches LevelDB. A data file removed meanwhile reads as empty (its remove is after the
+ * metadata batch reaches LevelDB. The snapshot rests on that rule of block-store.ts; a mode that keeps
+ * an op's data out of the data file after its batch is in LevelDB (data only in a log until a later
+ * checkpoint) would need those log records sent as well. A data file removed meanwhile reads as empty (its remove is after the
  * index and is replayed); bytes beyond the file's recorded size (newer extensions, a deferred cut not
  * done yet) are not sent, and the receiver sets every data file to its recorded size.
  *
