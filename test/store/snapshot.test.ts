@@ -13,6 +13,7 @@ import {
   MAX_FRAME_BODY,
   SNAPSHOT_MAGIC,
   SNAPSHOT_VERSION,
+  finishInterruptedRestore,
   restoreSnapshot,
   writeSnapshot,
 } from '../../src/store/snapshot';
@@ -165,6 +166,62 @@ describe('store: snapshots', function () {
       }
     } finally {
       await a.close();
+    }
+  });
+
+  it('a restore interrupted by a crash is finished (ready marker) or rolled back (no marker) at start-up', async () => {
+    const a = await Harness.open(tmp('snap-crash-a'));
+    const b = await Harness.open(tmp('snap-crash-b'));
+    try {
+      await populate(a, 1);
+      await populate(b, 2);
+      const work = tmp('snap-work');
+      const [fa, fb] = [path.join(work, 'a'), path.join(work, 'b')];
+      await snapshotToFile(a, fa);
+      await snapshotToFile(b, fb);
+      const [ca, cb] = [await storeChecksum(a.store), await storeChecksum(b.store)];
+      const target = path.join(work, 'store');
+      const checksumAt = async (dir: string): Promise<string> => {
+        const g = await openStore(dir);
+        try {
+          return (await storeChecksum(g)).checksum;
+        } finally {
+          await g.close();
+        }
+      };
+      const leftovers = (): string[] => fs.readdirSync(work).filter((n) => n.startsWith('store.'));
+      assert.equal(await finishInterruptedRestore(target), 'none');
+
+      // crash between the two renames, after the ready marker: old store aside, new one complete
+      await restoreSnapshot(target, fs.createReadStream(fa));
+      await restoreSnapshot(path.join(work, 'complete'), fs.createReadStream(fb));
+      fs.renameSync(path.join(work, 'complete'), target + '.incoming');
+      fs.renameSync(target, target + '.old');
+      fs.writeFileSync(target + '.restore-ready', '1\n');
+      assert.equal(await finishInterruptedRestore(target), 'completed');
+      assert.deepEqual(leftovers(), []);
+      assert.equal(await checksumAt(target), cb.checksum);
+
+      // crash while receiving (no marker): the partial store goes, the old one stays
+      fs.mkdirSync(path.join(target + '.incoming', 'meta'), { recursive: true });
+      fs.writeFileSync(path.join(target + '.incoming', 'meta', 'junk'), 'x');
+      assert.equal(await finishInterruptedRestore(target), 'rolled-back');
+      assert.deepEqual(leftovers(), []);
+      assert.equal(await checksumAt(target), cb.checksum);
+
+      // no marker, the old store set aside and no store in place: it is put back
+      fs.renameSync(target, target + '.old');
+      assert.equal(await finishInterruptedRestore(target), 'rolled-back');
+      assert.deepEqual(leftovers(), []);
+      assert.equal(await checksumAt(target), cb.checksum);
+
+      // and a restore after all that works as usual
+      await restoreSnapshot(target, fs.createReadStream(fa));
+      assert.equal(await checksumAt(target), ca.checksum);
+      assert.deepEqual(leftovers(), []);
+    } finally {
+      await a.close();
+      await b.close();
     }
   });
 
