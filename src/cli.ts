@@ -11,8 +11,14 @@ import { startServer } from './server';
 const USAGE = `usage:
   hanfs serve [--config FILE] [--data-dir DIR] [--listen HOST] [--nfs-port N] [--mount-port N]
               [--portmap-port N] [--admin HOST:PORT] [--export PATH]... [--log-level LEVEL]
+  hanfs local-cluster            a 3-node cluster on loopback, data in ./data/node1..3 (npm start)
+  hanfs cluster status|transfer-leader --to N|add --id N --peer H:P|remove --id N
+                [--config FILE | --admin H:P,...] [--json]
+  hanfs verify [--config FILE | --admin H:P,...]   compare every replica's store at one log index
   hanfs fsck --data-dir DIR | --config FILE
   hanfs version
+
+A config file with a "cluster" section runs one node of a cluster (docs/operations.md).
 
 Without --config: data in ./data, export /export to loopback clients only, NFS on 127.0.0.1:2049,
 MOUNT on 127.0.0.1:20048 (ephemeral ports if those are taken), metrics on 127.0.0.1:9464.
@@ -29,6 +35,7 @@ function version(): string {
 
 async function serve(argv: string[]): Promise<number> {
   const { config, explicitPorts } = resolveConfig(parseFlags(argv));
+  if (config.cluster) return waitForSignals(await serveClusterNode(config));
   const server = await startServer(config, { explicitPorts });
   process.stderr.write(
     `hanfs ${version()} serving ${config.exports.map((e) => e.path).join(', ')} from ${config.dataDir}\n` +
@@ -36,6 +43,22 @@ async function serve(argv: string[]): Promise<number> {
       `  libnfs: ${server.libnfsUrl}\n` +
       `  metrics: http://${server.admin.host}:${server.admin.port}/metrics\n`,
   );
+  return waitForSignals(server);
+}
+
+async function serveClusterNode(config: import('./config').HanfsConfig): Promise<{ log: import('./log').Logger; stop(): Promise<void> }> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { startClusterNode } = require('./replication/cluster-node') as typeof import('./replication/cluster-node');
+  const node = await startClusterNode(config);
+  process.stderr.write(
+    `hanfs ${version()} cluster ${node.cluster.clusterId} node ${node.cluster.nodeId}: data in ${config.dataDir}, ` +
+      `admin http://${node.admin.host}:${node.admin.port}/cluster/status\n` +
+      `  mount (whichever node leads serves it):  ${node.mountCommand}\n`,
+  );
+  return node;
+}
+
+function waitForSignals(server: { log: import('./log').Logger; stop(): Promise<void> }): Promise<number> {
   return new Promise<number>((resolve) => {
     let signalled = false;
     const onSignal = (sig: NodeJS.Signals) => {
@@ -62,8 +85,10 @@ async function fsckCommand(argv: string[]): Promise<number> {
   const { config } = resolveConfig(parseFlags(argv));
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { fsck, formatFsckReport } = require('./store/fsck') as typeof import('./store/fsck');
-  const report = await fsck(config.dataDir);
-  process.stdout.write(`fsck ${config.dataDir}\n${formatFsckReport(report)}\n`);
+  // a cluster node keeps its store in DATA_DIR/store
+  const dir = config.cluster ? require('node:path').join(config.dataDir, 'store') : config.dataDir;
+  const report = await fsck(dir);
+  process.stdout.write(`fsck ${dir}\n${formatFsckReport(report)}\n`);
   return report.ok ? 0 : 1;
 }
 
@@ -74,6 +99,21 @@ async function main(argv: string[]): Promise<number> {
       return serve(rest);
     case 'fsck':
       return fsckCommand(rest);
+    case 'local-cluster': {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { localCluster } = require('./replication/local-cluster') as typeof import('./replication/local-cluster');
+      return localCluster(__filename);
+    }
+    case 'cluster': {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { clusterCommand } = require('./replication/cluster-cli') as typeof import('./replication/cluster-cli');
+      return clusterCommand(rest);
+    }
+    case 'verify': {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { verifyCommand } = require('./replication/cluster-cli') as typeof import('./replication/cluster-cli');
+      return verifyCommand(rest);
+    }
     case 'version':
     case '--version':
       process.stdout.write(`hanfs ${version()}\n`);

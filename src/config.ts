@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { parseClusterConfig, type ClusterConfig } from './replication/cluster-config';
 
 export interface ExportConfig {
   /** export path clients mount, e.g. "/export" */
@@ -66,6 +67,8 @@ export interface HanfsConfig {
   storeRoot: { mode: number; uid: number; gid: number };
   limits: Limits;
   log: { level: string };
+  /** absent: a single node with its own local op log (no Raft); see src/replication/cluster-config.ts */
+  cluster?: ClusterConfig;
 }
 
 export class ConfigError extends Error {
@@ -132,11 +135,11 @@ export function defaultConfig(): HanfsConfig {
 
 type Json = unknown;
 
-function isObj(v: Json): v is Record<string, Json> {
+export function isObj(v: Json): v is Record<string, Json> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function checkKeys(v: Record<string, Json>, allowed: readonly string[], where: string): void {
+export function checkKeys(v: Record<string, Json>, allowed: readonly string[], where: string): void {
   for (const k of Object.keys(v)) {
     if (!allowed.includes(k)) {
       throw new ConfigError(`${where}: unknown key "${k}" (allowed: ${allowed.join(', ')})`);
@@ -144,7 +147,7 @@ function checkKeys(v: Record<string, Json>, allowed: readonly string[], where: s
   }
 }
 
-function int(v: Json, where: string, min: number, max: number): number {
+export function int(v: Json, where: string, min: number, max: number): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
     throw new ConfigError(`${where}: expected an integer in [${min}, ${max}], got ${JSON.stringify(v)}`);
   }
@@ -156,14 +159,14 @@ function bool(v: Json, where: string): boolean {
   return v;
 }
 
-function str(v: Json, where: string): string {
+export function str(v: Json, where: string): string {
   if (typeof v !== 'string' || v.length === 0) {
     throw new ConfigError(`${where}: expected a non-empty string, got ${JSON.stringify(v)}`);
   }
   return v;
 }
 
-function host(v: Json, where: string): string {
+export function host(v: Json, where: string): string {
   const h = str(v, where);
   if (isIP(h) === 0) {
     throw new ConfigError(`${where}: expected an IP address (e.g. "127.0.0.1", "0.0.0.0", "::"), got "${h}"`);
@@ -240,7 +243,7 @@ function checkExports(list: ExportConfig[]): void {
 /** Merge a parsed JSON document over the defaults, rejecting unknown keys and bad values. */
 export function parseConfig(doc: Json, base: HanfsConfig = defaultConfig()): HanfsConfig {
   if (!isObj(doc)) throw new ConfigError('config: expected a JSON object');
-  checkKeys(doc, ['dataDir', 'listen', 'admin', 'exports', 'storeRoot', 'limits', 'log'], 'config');
+  checkKeys(doc, ['dataDir', 'listen', 'admin', 'exports', 'storeRoot', 'limits', 'log', 'cluster'], 'config');
   const cfg: HanfsConfig = structuredClone(base);
   // a config file means a deliberate deployment: the fresh root is root-owned 0755 unless it says
   cfg.storeRoot = { ...FILE_STORE_ROOT };
@@ -338,6 +341,7 @@ export function parseConfig(doc: Json, base: HanfsConfig = defaultConfig()): Han
     }
   }
   checkExports(cfg.exports);
+  if (doc.cluster !== undefined) cfg.cluster = parseClusterConfig(doc.cluster);
   return cfg;
 }
 

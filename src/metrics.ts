@@ -247,14 +247,19 @@ export interface AdminServer {
  * The admin endpoint: GET /metrics (Prometheus text format), GET /healthz (200 "ok" while `healthy()`
  * returns true, else 503). Nothing else; it listens on loopback unless configured otherwise.
  */
+/** More admin endpoints (the cluster's): return true if the request was taken. */
+export type AdminRoutes = (req: http.IncomingMessage, res: http.ServerResponse, url: URL) => boolean;
+
 export function startAdminServer(
   host: string,
   port: number,
   metrics: HanfsMetrics,
   healthy: () => boolean = () => true,
+  routes?: AdminRoutes,
 ): Promise<AdminServer> {
   const server = http.createServer((req, res) => {
     const url = (req.url ?? '/').split('?')[0];
+    if (routes && url.startsWith('/cluster/') && routes(req, res, new URL(req.url ?? '/', 'http://admin'))) return;
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD' }).end();
       return;

@@ -71,7 +71,7 @@ async function withFallback<T>(explicit: boolean, port: number, log: Logger, wha
 }
 
 /** TCP and UDP on the same port number (the port is taken from TCP when 0 was asked for). */
-async function listenBoth(
+export async function listenBoth(
   rpc: RpcServer,
   host: string,
   port: number,

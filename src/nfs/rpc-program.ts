@@ -36,6 +36,9 @@ export interface RpcCallContext {
   localAddress?: string;
   localPort?: number;
   transport: 'tcp' | 'udp';
+  /** set by a program for its non-idempotent calls: a digest of (client address, xid, procedure,
+   * arguments) naming the call across retransmits and reconnects (not the client's port) */
+  requestKey?: Uint8Array;
 }
 
 /** accept_stat / reject outcomes a program may ask for. SUCCESS carries the encoded results. */

@@ -35,12 +35,39 @@ export class ProposalFailedError extends Error {
 }
 
 export interface StateMachine {
-  /** apply one committed Normal entry; the return value is handed to the proposer */
+  /**
+   * Apply one committed Normal entry; the return value is handed to the proposer. It may be a
+   * Promise (an asynchronous store): later entries are then handed over without waiting for it (the
+   * state machine applies them in the order given), the proposer gets what it resolves to, the entry
+   * counts as applied (reads, compaction) only once it has resolved, and a rejection stops the node
+   * (a local fault: it must not go on applying or answering).
+   */
   apply(e: Entry): unknown;
-  /** the state at the last applied index, for log compaction */
-  snapshot(): Uint8Array;
-  /** replace the state with a snapshot (from the leader, or the local one at start-up) */
-  restore(data: Uint8Array, meta: SnapshotMeta): void;
+  /** The state at `index` (the last applied one, or `compactableIndex()`), for log compaction and
+   * for followers too far behind. May be a small descriptor that `restore` resolves elsewhere. */
+  snapshot(index: number): Uint8Array;
+  /** replace the state with a snapshot (from the leader, or the local one at start-up); may be async */
+  restore(data: Uint8Array, meta: SnapshotMeta): void | Promise<void>;
+  /** Optional: the index the state machine has applied on its own (a persistent store at start-up):
+   * the log is replayed from the entry after it instead of from the snapshot index. */
+  appliedIndex?(): number;
+  /** Optional: called once at start-up, after the log is open and before anything is applied, with a
+   * reader of the durable log (entries lo..hi-1): a store that checkpoints behind the log re-places
+   * what a crash may have lost of the entries after its checkpoint. */
+  recover?(entries: (lo: number, hi: number) => Entry[]): Promise<void>;
+  /** Optional: the highest index the log may be compacted to (a store that is durable only up to a
+   * checkpoint needs the entries after it to recover); default the applied index. */
+  compactableIndex?(): number;
+}
+
+/** Role, term and leader as the node sees them after a change; `termStartIndex` is, for a leader, an
+ * index at or after its own first (noop) entry: once that is applied, everything committed before
+ * its term is applied too. */
+export interface RoleChange {
+  role: Role;
+  term: number;
+  leader: NodeId;
+  termStartIndex: number;
 }
 
 export interface RaftNodeOptions {
@@ -76,8 +103,12 @@ export interface RaftNodeOptions {
   /** uniform in [0, 1) (election jitter, reconnect jitter); default Math.random */
   random?: () => number;
   storage?: Partial<LogStorageOptions>;
-  /** the node stopped on an unrecoverable error (storage failure) */
+  /** the node stopped on an unrecoverable error (storage failure, a failed apply) */
   onFatal?: (e: Error) => void;
+  /** role or leader changed (after the Ready that changed it was persisted) */
+  onRoleChange?: (c: RoleChange) => void;
+  /** entries up to `index` are applied (asynchronous applies resolved) */
+  onApplied?: (index: number) => void;
 }
 
 interface PendingProposal {
@@ -135,8 +166,16 @@ export class RaftNode {
   /** read request ids: start from the wall clock so that a late answer to a request of an earlier
    * incarnation of this node cannot match a new request */
   private readSeq = Date.now() * 1000;
+  /** last entry handed to the state machine */
   private applied = 0;
+  /** last entry whose (possibly asynchronous) apply finished */
+  private smApplied = 0;
   private snapIndex = 0;
+  /** asynchronous applies not finished, and the last of them (in order) */
+  private applying = 0;
+  private applyTail: Promise<void> = Promise.resolve();
+  private readonly onApplied?: (index: number) => void;
+  private readonly onRoleChange?: (c: RoleChange) => void;
   private snapshotting = false;
   private lastTerm = 0;
   /** term of the hard state known to be on disk */
@@ -159,6 +198,8 @@ export class RaftNode {
     this.readTimeoutMs = o.readTimeoutMs ?? 10_000;
     this.sm = o.stateMachine;
     this.onFatal = o.onFatal;
+    this.onApplied = o.onApplied;
+    this.onRoleChange = o.onRoleChange;
     this.tickTimes = new Float64Array(Math.max(64, et * 8));
   }
 
@@ -189,11 +230,18 @@ export class RaftNode {
         this.log.info({ voters }, 'raft: bootstrapped a new member');
       }
       const snap = st.snapshot();
-      if (snap && snap.meta.index > 0) {
-        this.sm.restore(snap.data, snap.meta);
+      if (this.sm.recover) await this.sm.recover((lo, hi) => st.entries(lo, hi, 64 << 20));
+      // (a persistent state machine restores only if it is behind the snapshot: a restore from the
+      // leader that a crash interrupted)
+      if (snap && snap.meta.index > 0 && (!this.sm.appliedIndex || this.sm.appliedIndex() < snap.meta.index)) {
+        await this.sm.restore(snap.data, snap.meta);
         this.log.info({ index: snap.meta.index, term: snap.meta.term }, 'raft: state machine restored from the local snapshot');
       }
-      this.applied = this.snapIndex = snap?.meta.index ?? 0;
+      this.snapIndex = snap?.meta.index ?? 0;
+      // a persistent state machine replays from what it applied itself (never past the log's end:
+      // a store restored from a fuzzy snapshot may be ahead; entries up to its index are replays)
+      const own = this.sm.appliedIndex?.() ?? 0;
+      this.applied = this.smApplied = Math.max(this.snapIndex, Math.min(own, st.lastIndex()));
       const coreOpts: RaftCoreOptions = { leaseTicks: this.leaseTicks, applied: this.applied };
       this.core = new RaftCore(
         {
@@ -252,6 +300,12 @@ export class RaftNode {
   addLearner(id: NodeId, addr: PeerAddress): Promise<{ index: number; term: number; result: unknown }> {
     this.transport.addPeer(id, addr);
     return this.confChange({ type: 'addLearner', node: id });
+  }
+
+  /** Learn (or change) a member's peer address without a membership change (replicated addresses). */
+  setPeerAddress(id: NodeId, addr: PeerAddress): void {
+    if (id === this.id || this.stopped) return;
+    this.transport.addPeer(id, addr);
   }
 
   promote(id: NodeId): Promise<{ index: number; term: number; result: unknown }> {
@@ -339,8 +393,9 @@ export class RaftNode {
     return !this.stopped && this.core.status().role === Role.Leader;
   }
 
+  /** last entry applied (an asynchronous apply counts once it finished) */
   get appliedIndex(): number {
-    return this.applied;
+    return this.smApplied;
   }
 
   get failed(): Error | undefined {
@@ -461,8 +516,13 @@ export class RaftNode {
     // 3. apply
     if (rd.snapshot) {
       const s: Snapshot = rd.snapshot;
-      this.sm.restore(s.data, s.meta);
-      this.applied = this.snapIndex = s.meta.index;
+      // the state machine is replaced: applies still running must finish first
+      await this.applyTail;
+      if (this.stopped) return;
+      await this.sm.restore(s.data, s.meta);
+      if (this.stopped) return;
+      this.applied = this.smApplied = this.snapIndex = s.meta.index;
+      this.onApplied?.(this.smApplied);
       this.log.info({ index: s.meta.index, term: s.meta.term, bytes: s.data.length }, 'raft: state machine replaced by the leader snapshot');
       for (const [idx, p] of this.proposals) {
         if (idx <= s.meta.index) {
@@ -501,27 +561,66 @@ export class RaftNode {
     if (p) {
       clearTimeout(p.timer);
       this.proposals.delete(e.index);
-      if (p.term === e.term) p.resolve({ index: e.index, term: e.term, result });
-      else p.reject(new ProposalFailedError(`proposal at index ${e.index} was replaced by an entry of term ${e.term}`));
     }
+    const settle = (r: unknown) => {
+      if (!p) return;
+      if (p.term === e.term) p.resolve({ index: e.index, term: e.term, result: r });
+      else p.reject(new ProposalFailedError(`proposal at index ${e.index} was replaced by an entry of term ${e.term}`));
+    };
+    if (result instanceof Promise) {
+      this.applying++;
+      const done = result.then(
+        (r) => {
+          this.applying--;
+          this.markApplied(e.index);
+          settle(r);
+        },
+        (err: unknown) => {
+          this.applying--;
+          const error = err instanceof Error ? err : new Error(String(err));
+          p?.reject(error);
+          this.fatal(new Error(`apply of entry ${e.index} failed: ${error.message}`));
+        },
+      );
+      this.applyTail = done;
+      return;
+    }
+    if (this.applying === 0) this.markApplied(e.index);
+    else {
+      // after the asynchronous applies before it
+      const idx = e.index;
+      this.applyTail = this.applyTail.then(() => this.markApplied(idx));
+    }
+    settle(result);
+  }
+
+  /** Entries through `index` are applied: waiting reads may go, the owner hears of it. */
+  private markApplied(index: number): void {
+    if (index <= this.smApplied) return;
+    this.smApplied = index;
+    this.releaseReads();
+    this.onApplied?.(index);
+  }
+
+  private releaseReads(): void {
+    if (this.waitingReads.length === 0) return;
+    const rest: PendingRead[] = [];
+    for (const r of this.waitingReads) {
+      if (r.index <= this.smApplied) {
+        clearTimeout(r.timer);
+        r.resolve(r.index);
+      } else rest.push(r);
+    }
+    this.waitingReads = rest;
   }
 
   private afterAdvance(): void {
-    if (this.waitingReads.length > 0) {
-      const rest: PendingRead[] = [];
-      for (const r of this.waitingReads) {
-        if (r.index <= this.applied) {
-          clearTimeout(r.timer);
-          r.resolve(r.index);
-        } else rest.push(r);
-      }
-      this.waitingReads = rest;
-    }
+    this.releaseReads();
     const s = this.core.status();
     this.metrics.term.set(s.term);
     this.metrics.role.set(s.role);
     this.metrics.commitIndex.set(s.commit);
-    this.metrics.appliedIndex.set(this.applied);
+    this.metrics.appliedIndex.set(this.smApplied);
     if (s.role === Role.Leader) {
       for (const p of s.progress) {
         if (p.id === this.id) continue;
@@ -542,15 +641,18 @@ export class RaftNode {
       }
       this.lastRole = s.role;
       this.lastLeader = s.leader;
+      this.onRoleChange?.({ role: s.role, term: s.term, leader: s.leader, termStartIndex: s.lastIndex });
     }
   }
 
   private async maybeSnapshot(): Promise<void> {
-    if (this.snapshotting || this.applied - this.snapIndex < this.snapshotEntries) return;
+    if (this.snapshotting) return;
+    // (a store durable only up to its checkpoint keeps the entries after it)
+    const index = Math.min(this.smApplied, this.sm.compactableIndex?.() ?? this.smApplied);
+    if (index - this.snapIndex < this.snapshotEntries) return;
     this.snapshotting = true;
     try {
-      const index = this.applied;
-      const snap = this.core.compact(index, this.sm.snapshot());
+      const snap = this.core.compact(index, this.sm.snapshot(index));
       await this.storage.saveSnapshot(snap);
       this.snapIndex = index;
       const keepFrom = Math.max(this.storage.firstIndex() - 1, index - this.catchUp);

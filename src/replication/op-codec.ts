@@ -40,13 +40,30 @@ export interface ClusterConfigRecord {
 
 export type LogCommand =
   | { kind: 'op'; op: StoreOp; requestKey?: Uint8Array }
-  | { kind: 'config'; config: ClusterConfigRecord };
+  | { kind: 'config'; config: ClusterConfigRecord }
+  /** the addresses of every member (peer link, snapshot, admin): replicated so that any later leader
+   * can reach a member an earlier one added */
+  | { kind: 'members'; members: MemberRecord[] }
+  /** `hanfs verify`: every node digests its store at this entry's index (applies after it wait) */
+  | { kind: 'verify' };
+
+export interface MemberRecord {
+  id: number;
+  /** "host:port" each; admin may be '' */
+  peer: string;
+  snapshot: string;
+  admin: string;
+}
 
 export class OpCodecError extends Error {
   override readonly name = 'OpCodecError';
 }
 
 const KIND_CONFIG = 0;
+const KIND_MEMBERS = 0x20;
+const KIND_VERIFY = 0x21;
+const MAX_MEMBERS = 64;
+const MAX_ADDR_BYTES = 255;
 const OP_KINDS = ['setattr', 'create', 'mkdir', 'symlink', 'mknod', 'remove', 'rmdir', 'rename', 'link', 'write'] as const;
 type OpKind = StoreOp['kind'];
 const CREATE_MODES = ['unchecked', 'guarded', 'exclusive'] as const;
@@ -274,10 +291,39 @@ function writeConfig(s: Sink, c: ClusterConfigRecord): void {
   }
 }
 
+function writeMembers(s: Sink, members: MemberRecord[]): void {
+  s.u8(KIND_MEMBERS);
+  if (!Array.isArray(members) || members.length > MAX_MEMBERS) fail(`members: more than ${MAX_MEMBERS}`);
+  s.u8(members.length);
+  for (const m of members) {
+    u32(s, m.id, 'members[].id');
+    str(s, m.peer, MAX_ADDR_BYTES, 'members[].peer');
+    str(s, m.snapshot, MAX_ADDR_BYTES, 'members[].snapshot');
+    str(s, m.admin, MAX_ADDR_BYTES, 'members[].admin');
+  }
+}
+
+function readMembers(r: Reader): MemberRecord[] {
+  const n = r.u8('members count');
+  if (n > MAX_MEMBERS) fail(`members: ${n}`);
+  const out: MemberRecord[] = [];
+  for (let i = 0; i < n; i++) {
+    out.push({
+      id: r.u32('members[].id'),
+      peer: r.str(MAX_ADDR_BYTES, 'members[].peer'),
+      snapshot: r.str(MAX_ADDR_BYTES, 'members[].snapshot'),
+      admin: r.str(MAX_ADDR_BYTES, 'members[].admin'),
+    });
+  }
+  return out;
+}
+
 function writeEntry(s: Sink, e: LogCommand): void {
   s.u8(OP_CODEC_FORMAT);
   if (e.kind === 'op') writeOp(s, e.op, e.requestKey);
   else if (e.kind === 'config') writeConfig(s, e.config);
+  else if (e.kind === 'members') writeMembers(s, e.members);
+  else if (e.kind === 'verify') s.u8(KIND_VERIFY);
   else fail(`unknown entry kind ${String((e as { kind: unknown }).kind)}`);
 }
 
@@ -461,6 +507,10 @@ export function decodeEntry(b: Uint8Array): LogCommand {
   let entry: LogCommand;
   if (kind === KIND_CONFIG) {
     entry = { kind: 'config', config: readConfig(r) };
+  } else if (kind === KIND_MEMBERS) {
+    entry = { kind: 'members', members: readMembers(r) };
+  } else if (kind === KIND_VERIFY) {
+    entry = { kind: 'verify' };
   } else {
     const opKind = OP_KINDS[kind - 1] ?? fail(`unknown kind ${kind}`);
     const flags = r.u8('op flags');

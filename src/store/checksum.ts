@@ -27,7 +27,7 @@
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { FileType } from './types';
-import { KEY_STATE, P_INODE, cookieKey, decodeInode, decodeState, entryRange, inlineKey, writeU64BE } from './codec';
+import { KEY_STATE, P_INODE, P_REQUEST, P_REQUEST_ORDER, cookieKey, decodeInode, decodeState, entryRange, inlineKey, writeU64BE } from './codec';
 import type { LevelBlockStore } from './block-store';
 
 export interface ChecksumOptions {
@@ -141,7 +141,12 @@ async function walk(store: LevelBlockStore, opts: ChecksumOptions, onObject: (o:
     const stv = await db.get(KEY_STATE, { snapshot });
     if (!stv) throw new Error('store has no state record');
     if (decodeState(stv).applied !== index) throw new Error(`store moved from index ${index} (applies must be paused)`);
-    const state = hex(createHash('sha256').update(stv).digest());
+    // the state record and the replicated duplicate-request records (they decide answers too)
+    const sh = createHash('sha256').update(stv);
+    for await (const [k, v] of db.iterator({ gte: Buffer.from([P_REQUEST]), lt: Buffer.from([P_REQUEST_ORDER + 1]), snapshot })) {
+      sh.update(u32(k.length)).update(k).update(u32(v.length)).update(v);
+    }
+    const state = hex(sh.digest());
     const it = db.iterator({ gte: Buffer.from([P_INODE]), lt: Buffer.from([P_INODE + 1]), snapshot });
     try {
       for await (const [key, value] of it) {

@@ -65,6 +65,9 @@ import {
   P_COOKIE,
   P_ENTRY,
   P_INLINE,
+  P_REQUEST,
+  P_REQUEST_ORDER,
+  P_CUT,
   P_INODE,
   P_JOURNAL,
   P_UNLINK,
@@ -111,9 +114,11 @@ export function snapshotKeyClass(key: Uint8Array): 'send' | 'skip' {
     const k = Buffer.from(key.buffer, key.byteOffset, key.byteLength);
     if (k.equals(KEY_STATE) || k.equals(KEY_VERSION)) return 'send';
     if (k.equals(KEY_CLEAN) || k.equals(KEY_DATA_CKPT)) return 'skip';
-  } else if (p === P_INODE || p === P_ENTRY || p === P_COOKIE || p === P_INLINE) {
+  } else if (p === P_INODE || p === P_ENTRY || p === P_COOKIE || p === P_INLINE || p === P_REQUEST || p === P_REQUEST_ORDER) {
+    // (the duplicate-request records are replicated state: a retransmit answered the same anywhere)
     return 'send';
-  } else if (p === P_UNLINK || p === P_JOURNAL) {
+  } else if (p === P_UNLINK || p === P_JOURNAL || p === P_CUT) {
+    // (cut records serve this node's crash recovery (redo) only)
     return 'skip';
   }
   throw new Error(`unknown LevelDB key ${Buffer.from(key).toString('hex')}: classify it in snapshot.ts`);
@@ -423,7 +428,7 @@ export async function restoreSnapshot(
         lastKey = key;
         await finishFile();
         if (key.equals(KEY_STATE)) {
-          if (value.length !== 32) throw new Error('snapshot state record malformed');
+          if (value.length !== 32 && value.length !== 44) throw new Error('snapshot state record malformed');
           stateApplied = decodeState(value).applied;
           sawState = true;
         } else if (key.equals(KEY_VERSION)) {

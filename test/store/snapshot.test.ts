@@ -350,7 +350,7 @@ describe('store: snapshots', function () {
 
   it('hostile but well-sealed streams are refused: node-local keys, data out of place or beyond size', async () => {
     const target = path.join(tmp('snap-hostile'), 'restored');
-    const st = encodeState({ applied: 5, nextFileId: 2, fileCount: 1, usedBytes: 0 });
+    const st = encodeState({ applied: 5, nextFileId: 2, fileCount: 1, usedBytes: 0, maxTimeS: 0, maxTimeN: 0 });
     const ver = Buffer.alloc(4);
     ver.writeUInt32BE(2);
     const data = (fileid: number, offset: number, n: number): Buffer => {

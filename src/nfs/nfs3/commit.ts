@@ -12,6 +12,7 @@ import * as m from '@jsonjoy.com/json-pack/lib/nfs/v3/messages';
 import { FileType, Nfs3Status } from '../../store/types';
 import { rotateWriteVerifier, snapshotVerifier } from '../write-verifier';
 import { OK } from './core';
+import { DropCall } from './op-sequencer';
 import type { Handler } from './reply';
 
 export const commit: Handler = async (core, ctx, req: m.Nfsv3CommitRequest) => {
@@ -22,8 +23,10 @@ export const commit: Handler = async (core, ctx, req: m.Nfsv3CommitRequest) => {
   if (t.attr.type === FileType.DIR) return fail(Nfs3Status.ISDIR);
   if (t.attr.type !== FileType.REG) return fail(Nfs3Status.INVAL);
   try {
-    await core.store.sync(t.fileId);
+    if (core.opLog.commitBarrier) await core.opLog.commitBarrier();
+    else await core.store.sync(t.fileId);
   } catch (e) {
+    if (e instanceof DropCall) throw e;
     rotateWriteVerifier(core.verifier, 'commit-failed');
     core.deps.log?.error({ err: e, fileId: t.fileId }, 'nfs3 commit: sync failed; write verifier rotated');
     return fail(Nfs3Status.IO);

@@ -169,8 +169,9 @@ export class Nfs3Core<E extends ExportRef> {
     return this.wcc({ before: a, after: a }, exportId);
   }
 
-  submit(op: StoreOp): Promise<OpResult> {
-    return this.opLog.submit(op);
+  /** Submit a mutation of the call `ctx` (its requestKey, if the program set one, goes with it). */
+  submit(op: StoreOp, ctx?: RpcCallContext): Promise<OpResult> {
+    return this.opLog.submit(op, ctx?.requestKey);
   }
 }
 

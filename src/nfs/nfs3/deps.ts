@@ -42,4 +42,8 @@ export interface Nfs3Deps<E extends ExportRef = ExportConfig> {
   storeLimits?: Pick<StoreOptions, 'maxFileSize' | 'maxLinks'>;
   /** time stamp for mutations; default the wall clock */
   now?: () => Time;
+  /** a cluster: calls are answered only while this says so (the serving leader), dropped otherwise */
+  gate?: { serving(): boolean };
+  /** name non-idempotent calls (ctx.requestKey) for a replicated duplicate request record */
+  requestKeys?: boolean;
 }

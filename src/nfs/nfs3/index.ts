@@ -15,7 +15,9 @@ import type { Reader } from '@jsonjoy.com/buffers/lib/Reader';
 import * as m from '@jsonjoy.com/json-pack/lib/nfs/v3/messages';
 import { Nfs3Status } from '../../store/types';
 import type { ExportConfig } from '../../config';
+import { createHash } from 'node:crypto';
 import { AuthTooWeak, GarbageArgs, Nfs3Core, Nfs3Error } from './core';
+import { DropCall } from './op-sequencer';
 import type { ExportRef, Nfs3Deps } from './deps';
 import { failureReply } from './failure';
 import { RawReply, type Handler, type Reply } from './reply';
@@ -44,7 +46,7 @@ import { pathconf } from './pathconf';
 import { commit } from './commit';
 
 export type { ExportTableLike, ExportRef, Nfs3Deps, LoggerLike } from './deps';
-export { LocalOpLog, type OpLog } from './op-sequencer';
+export { LocalOpLog, DropCall, type OpLog } from './op-sequencer';
 
 export const NFS_PROGRAM = 100003;
 export const NFS_V3 = 3;
@@ -73,6 +75,23 @@ const GARBAGE: ProgramResult = { kind: 'garbage_args' };
 const PROC_UNAVAIL: ProgramResult = { kind: 'proc_unavail' };
 const TOO_WEAK: ProgramResult = { kind: 'auth_error', stat: 5 };
 const SYSTEM_ERR: ProgramResult = { kind: 'system_err' };
+const DROP: ProgramResult = { kind: 'drop' };
+
+/**
+ * The name of a call across retransmits: client address (not port: clients reconnect from another),
+ * xid, procedure and a digest of the argument bytes (a reused xid with other arguments is another
+ * call). 16 bytes of SHA-256.
+ */
+export function requestKeyOf(ctx: RpcCallContext, args: Reader): Uint8Array {
+  const h = createHash('sha256');
+  const head = Buffer.allocUnsafe(8);
+  head.writeUInt32BE(ctx.xid >>> 0, 0);
+  head.writeUInt32BE(ctx.proc >>> 0, 4);
+  h.update(ctx.remoteAddress.replace(/^::ffff:/, ''));
+  h.update(head);
+  h.update(args.uint8.subarray(args.x, args.end));
+  return new Uint8Array(h.digest().subarray(0, 16));
+}
 
 export function createNfs3Program<E extends ExportRef = ExportConfig>(deps: Nfs3Deps<E>): RpcProgram {
   const core = new Nfs3Core<E>(deps) as unknown as Nfs3Core<ExportRef>;
@@ -88,6 +107,10 @@ export function createNfs3Program<E extends ExportRef = ExportConfig>(deps: Nfs3
     if (proc === 0) return { kind: 'success', body: EMPTY };
     const handler = HANDLERS[proc];
     if (!handler) return PROC_UNAVAIL;
+    // a node that is not the serving leader (or no longer is) answers nothing: the client retransmits
+    // to whoever holds the service address
+    if (deps.gate && !deps.gate.serving()) return DROP;
+    if (deps.requestKeys && NFS3_NON_IDEMPOTENT.has(proc)) ctx.requestKey = requestKeyOf(ctx, args);
     const req = decoder.decode(args, proc);
     if (req === undefined) return GARBAGE;
     let res: Reply;
@@ -96,6 +119,7 @@ export function createNfs3Program<E extends ExportRef = ExportConfig>(deps: Nfs3
       res = await handler(core, ctx, req);
     } catch (e) {
       if (e instanceof Nfs3Error) res = failureReply(proc, e.status);
+      else if (e instanceof DropCall) return DROP;
       else if (e instanceof AuthTooWeak) return TOO_WEAK;
       else if (e instanceof GarbageArgs) return GARBAGE;
       else {

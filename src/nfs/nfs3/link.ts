@@ -31,7 +31,7 @@ export const link: Handler = async (core, ctx, req: m.Nfsv3LinkRequest) => {
     // status set
   } else if (d.exp.readOnly) status = Nfs3Status.ROFS;
   if (status !== Nfs3Status.OK) return reply(status, core.postOp(f.attr, f.exp.id), core.wccUnchanged(d.attr, id));
-  const r = await core.submit({ kind: 'link', time: core.now(), cred: d.cred, file: f.fileId, dir: d.fileId, name: req.link.name });
+  const r = await core.submit({ kind: 'link', time: core.now(), cred: d.cred, file: f.fileId, dir: d.fileId, name: req.link.name }, ctx);
   const fileAttr = r.status === Nfs3Status.OK ? r.obj : (r.obj ?? f.attr);
   return reply(r.status, core.postOp(fileAttr, id), core.opWcc(r, r.wcc2 ?? r.wcc, d.attr, id));
 };

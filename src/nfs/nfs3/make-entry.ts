@@ -33,7 +33,7 @@ export async function makeEntry(
     // status set
   } else if (d.exp.readOnly) status = Nfs3Status.ROFS;
   if (status !== Nfs3Status.OK) return fail(status, core.wccUnchanged(d.attr, id));
-  const r = await core.submit(op);
+  const r = await core.submit(op, ctx);
   const dirWcc = core.opWcc(r, r.wcc, d.attr, id);
   if (r.status !== Nfs3Status.OK) return fail(r.status, dirWcc);
   return ok(core.postOpFh(id, r.obj), core.postOp(r.obj, id), dirWcc);

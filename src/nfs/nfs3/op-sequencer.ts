@@ -6,8 +6,24 @@
 import type { BlockStore, OpResult, StoreOp } from '../../store/types';
 
 export interface OpLog {
-  /** Order, apply and return the op's result. Rejects only if the op could not be applied at all. */
-  submit(op: StoreOp): Promise<OpResult>;
+  /**
+   * Order, apply and return the op's result. Rejects only if the op could not be applied at all, or
+   * with `DropCall` when this node cannot answer it now (not the serving leader, leadership changed
+   * mid-flight): the call is dropped without a reply and the client retransmits.
+   * `requestKey` names the RPC call (client address, xid, procedure, arguments): a replicated op log
+   * answers a retransmit of a call it already executed with the result it had.
+   */
+  submit(op: StoreOp, requestKey?: Uint8Array): Promise<OpResult>;
+  /** Optional: every op answered so far is durable (COMMIT); default the store's sync(). */
+  commitBarrier?(): Promise<void>;
+  /** Optional: every successful op is stable once submit resolves (a replicated log: committed on a
+   * majority's disks), so WRITE answers FILE_SYNC whatever the client asked for. */
+  readonly stableOnApply?: boolean;
+}
+
+/** The call cannot be answered by this node now: send nothing (the client retransmits). */
+export class DropCall extends Error {
+  override name = 'DropCall';
 }
 
 export interface LocalOpLogOptions {

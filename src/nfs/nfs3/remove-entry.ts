@@ -30,6 +30,6 @@ export async function removeEntry(
     // status set
   } else if (d.exp.readOnly) status = Nfs3Status.ROFS;
   if (status !== Nfs3Status.OK) return reply(status, core.wccUnchanged(d.attr, id));
-  const r = await core.submit({ kind, time: core.now(), cred: d.cred, dir: d.fileId, name: what.name });
+  const r = await core.submit({ kind, time: core.now(), cred: d.cred, dir: d.fileId, name: what.name }, ctx);
   return reply(r.status, core.opWcc(r, r.wcc, d.attr, id));
 }

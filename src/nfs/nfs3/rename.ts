@@ -40,6 +40,6 @@ export const rename: Handler = async (core, ctx, req: m.Nfsv3RenameRequest) => {
   const r = await core.submit({
     kind: 'rename', time: core.now(), cred: f.cred,
     fromDir: f.fileId, fromName: req.from.name, toDir: t.fileId, toName: req.to.name,
-  });
+  }, ctx);
   return reply(r.status, core.opWcc(r, r.wcc, f.attr, fid), core.opWcc(r, r.wcc2 ?? (f.fileId === t.fileId ? r.wcc : undefined), t.attr, tid));
 };

@@ -26,7 +26,7 @@ export const setattr: Handler = async (core, ctx, req: m.Nfsv3SetattrRequest) =>
     throw e;
   }
   if (t.exp.readOnly) return fail(Nfs3Status.ROFS);
-  const r = await core.submit({ kind: 'setattr', time: core.now(), cred: t.cred, file: t.fileId, attrs, guardCtime });
+  const r = await core.submit({ kind: 'setattr', time: core.now(), cred: t.cred, file: t.fileId, attrs, guardCtime }, ctx);
   const wcc = core.opWcc(r, r.wcc, t.attr, id, r.obj);
   return r.status === Nfs3Status.OK
     ? new m.Nfsv3SetattrResponse(OK, new m.Nfsv3SetattrResOk(wcc))

@@ -15,6 +15,7 @@ import * as m from '@jsonjoy.com/json-pack/lib/nfs/v3/messages';
 import { FileType, Nfs3Status, type OpResult } from '../../store/types';
 import { rotateWriteVerifier, snapshotVerifier } from '../write-verifier';
 import { GarbageArgs, RW_MAX, u64, OK } from './core';
+import { DropCall } from './op-sequencer';
 import type { Handler } from './reply';
 
 export const write: Handler = async (core, ctx, req: m.Nfsv3WriteRequest) => {
@@ -30,11 +31,15 @@ export const write: Handler = async (core, ctx, req: m.Nfsv3WriteRequest) => {
   const offset = u64(req.offset);
   if (offset === undefined || offset + data.length > Number.MAX_SAFE_INTEGER) return fail(Nfs3Status.FBIG);
   const stable = req.stable === 0 ? 0 : 2;
+  // a replicated op log answers once the write is committed on a majority's disks: FILE_SYNC
+  const answered = core.opLog.stableOnApply ? 2 : stable;
   const verf = snapshotVerifier(core.verifier);
   let r: OpResult;
   try {
-    r = await core.submit({ kind: 'write', time: core.now(), cred: t.cred, file: t.fileId, offset, data, stable });
+    r = await core.submit({ kind: 'write', time: core.now(), cred: t.cred, file: t.fileId, offset, data, stable }, ctx);
   } catch (e) {
+    // (not the serving leader any more: no answer, the client retransmits to the next one)
+    if (e instanceof DropCall) throw e;
     rotateWriteVerifier(core.verifier, 'write-failed');
     core.deps.log?.error({ err: e, fileId: t.fileId, stable }, 'nfs3 write: apply failed; write verifier rotated');
     return fail(Nfs3Status.IO);
@@ -47,5 +52,5 @@ export const write: Handler = async (core, ctx, req: m.Nfsv3WriteRequest) => {
   if (r.status !== Nfs3Status.OK) return new m.Nfsv3WriteResponse(r.status as number, undefined, new m.Nfsv3WriteResFail(wcc));
   const n = r.count ?? data.length;
   core.deps.onBytes?.('write', n);
-  return new m.Nfsv3WriteResponse(OK, new m.Nfsv3WriteResOk(wcc, n, stable, verf));
+  return new m.Nfsv3WriteResponse(OK, new m.Nfsv3WriteResOk(wcc, n, answered, verf));
 };

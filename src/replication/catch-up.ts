@@ -1,0 +1,191 @@
+/**
+ * Catching a replica up from a snapshot of another replica's store (LevelDB plus data files),
+ * streamed in chunks while writes go on: the serving node does not stop applying (the snapshot is
+ * fuzzy, src/store/snapshot.ts) and memory stays bounded on both ends; the receiver then replays the
+ * log from the snapshot's index.
+ *
+ * Wire: the receiver connects to the sender's snapshot address and sends one hello line
+ * `{"cluster":ID,"nonce":HEX,"mac":HEX}` (mac = HMAC-SHA256(secret, "hanfs-snapshot\0" + ID + "\0" +
+ * nonce) when the cluster has a secret); the sender checks it and writes the snapshot stream, then
+ * closes. A wrong cluster or mac gets the connection closed without a byte of the store.
+ */
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import * as net from 'node:net';
+import type { Logger } from '../log';
+import type { LevelBlockStore } from '../store/block-store';
+import { restoreSnapshot, writeSnapshot } from '../store/snapshot';
+import type { ClusterMember } from './cluster-config';
+
+const HELLO_MAX = 1024;
+const HELLO_TIMEOUT_MS = 5000;
+
+function mac(secret: Buffer | undefined, clusterId: string, nonce: string): string {
+  if (!secret) return '';
+  return createHmac('sha256', secret).update(`hanfs-snapshot\0${clusterId}\0${nonce}`).digest('hex');
+}
+
+export interface SnapshotServerOptions {
+  host: string;
+  port: number;
+  clusterId: string;
+  secret?: Buffer;
+  store: () => LevelBlockStore;
+  log: Logger;
+  /** streams served at once (default 2) */
+  maxStreams?: number;
+}
+
+export class SnapshotServer {
+  private server: net.Server | undefined;
+  private active = 0;
+  private readonly socks = new Set<net.Socket>();
+  served = 0;
+
+  constructor(private readonly o: SnapshotServerOptions) {}
+
+  get port(): number {
+    return (this.server?.address() as net.AddressInfo | null)?.port ?? 0;
+  }
+
+  start(): Promise<void> {
+    const server = net.createServer((sock) => this.accept(sock));
+    this.server = server;
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host: this.o.host, port: this.o.port, exclusive: true }, () => {
+        server.off('error', reject);
+        server.on('error', (err) => this.o.log.error({ err }, 'snapshot server error'));
+        resolve();
+      });
+    });
+  }
+
+  private accept(sock: net.Socket): void {
+    this.socks.add(sock);
+    sock.on('close', () => this.socks.delete(sock));
+    sock.on('error', () => undefined);
+    if (this.active >= (this.o.maxStreams ?? 2)) {
+      sock.destroy();
+      return;
+    }
+    let buf = Buffer.alloc(0);
+    const timer = setTimeout(() => sock.destroy(), HELLO_TIMEOUT_MS);
+    const onData = (c: Buffer) => {
+      buf = Buffer.concat([buf, c]);
+      const nl = buf.indexOf(10);
+      if (nl < 0) {
+        if (buf.length > HELLO_MAX) sock.destroy();
+        return;
+      }
+      clearTimeout(timer);
+      sock.off('data', onData);
+      sock.pause();
+      let hello: { cluster?: unknown; nonce?: unknown; mac?: unknown };
+      try {
+        hello = JSON.parse(buf.subarray(0, nl).toString('utf8')) as typeof hello;
+      } catch {
+        sock.destroy();
+        return;
+      }
+      const want = mac(this.o.secret, this.o.clusterId, String(hello.nonce ?? ''));
+      const got = String(hello.mac ?? '');
+      const okMac = want.length === got.length && timingSafeEqual(Buffer.from(want), Buffer.from(got));
+      if (hello.cluster !== this.o.clusterId || !okMac) {
+        this.o.log.warn({ remote: sock.remoteAddress }, 'snapshot request refused: wrong cluster or secret');
+        sock.destroy();
+        return;
+      }
+      void this.serve(sock);
+    };
+    sock.on('data', onData);
+  }
+
+  private async serve(sock: net.Socket): Promise<void> {
+    this.active++;
+    const t0 = Date.now();
+    try {
+      const r = await writeSnapshot(this.o.store(), sock);
+      await new Promise<void>((res) => sock.end(() => res()));
+      this.served++;
+      this.o.log.info({ index: r.index, bytes: r.bytes, ms: Date.now() - t0, remote: sock.remoteAddress }, 'store snapshot sent');
+    } catch (e) {
+      this.o.log.warn({ err: (e as Error).message }, 'store snapshot stream failed');
+      sock.destroy();
+    } finally {
+      this.active--;
+    }
+  }
+
+  async stop(): Promise<void> {
+    for (const s of this.socks) s.destroy();
+    const server = this.server;
+    if (server) await new Promise<void>((r) => server.close(() => r()));
+  }
+}
+
+export interface FetchOptions {
+  dataDir: string;
+  /** members to ask, in order */
+  sources: ClusterMember[];
+  /** the snapshot must hold at least this index */
+  minIndex: number;
+  clusterId: string;
+  secret?: Buffer;
+  log: Logger;
+  onProgress?: (bytes: number) => void;
+  /** open the restored store */
+  open: () => Promise<LevelBlockStore>;
+  /** give up after this long in all (default 1 h) */
+  timeoutMs?: number;
+}
+
+/** Stream a store snapshot from the first source that has one at `minIndex` or later and open it. */
+export async function fetchStoreSnapshot(o: FetchOptions): Promise<LevelBlockStore> {
+  const until = Date.now() + (o.timeoutMs ?? 3_600_000);
+  for (let round = 0; Date.now() < until; round++) {
+    for (const src of o.sources) {
+      try {
+        const index = await fetchFrom(src, o);
+        if (index < o.minIndex) {
+          o.log.warn({ from: src.id, index, want: o.minIndex }, 'snapshot older than the log needs; trying another node');
+          continue;
+        }
+        o.log.info({ from: src.id, index }, 'store restored from a snapshot; replaying the log after it');
+        return await o.open();
+      } catch (e) {
+        o.log.warn({ from: src.id, err: (e as Error).message }, 'snapshot fetch failed');
+      }
+    }
+    await new Promise((r) => setTimeout(r, Math.min(5000, 200 * 2 ** round)));
+  }
+  throw new Error('no member could send a store snapshot');
+}
+
+function fetchFrom(src: ClusterMember, o: FetchOptions): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    const sock = net.connect({ host: src.snapshot.host, port: src.snapshot.port });
+    sock.once('error', reject);
+    sock.once('connect', () => {
+      const nonce = randomBytes(16).toString('hex');
+      sock.write(`${JSON.stringify({ cluster: o.clusterId, nonce, mac: mac(o.secret, o.clusterId, nonce) })}\n`);
+      async function* counted(): AsyncIterable<Buffer> {
+        let bytes = 0;
+        for await (const c of sock) {
+          bytes += (c as Buffer).length;
+          o.onProgress?.(bytes);
+          yield c as Buffer;
+        }
+      }
+      restoreSnapshot(o.dataDir, counted()).then(
+        (r) => {
+          sock.destroy();
+          resolve(r.index);
+        },
+        (e: unknown) => {
+          sock.destroy();
+          reject(e as Error);
+        },
+      );
+    });
+  });
+}

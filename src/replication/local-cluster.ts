@@ -1,0 +1,91 @@
+/**
+ * `hanfs local-cluster` (what `npm start` runs): the embedded default, a 3-node cluster on loopback.
+ * Three node processes (`hanfs serve --config data/nodeN/hanfs.json`), data under ./data/node1..3,
+ * the service address 127.0.0.1:2049 (MOUNT 20048) held by whichever node leads. Killing any one
+ * node process leaves the mount working. Ctrl-C stops all three.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+export interface LocalClusterLayout {
+  dataDir: string;
+  nodes: number;
+  nfsPort: number;
+  mountPort: number;
+  /** node i (1-based) uses peerBase + 10*i (peer) and +1 (snapshot), adminBase + i */
+  peerBase: number;
+  adminBase: number;
+  logLevel: string;
+}
+
+export const LOCAL_DEFAULTS: LocalClusterLayout = {
+  dataDir: './data',
+  nodes: 3,
+  nfsPort: 2049,
+  mountPort: 20048,
+  peerBase: 17100,
+  adminBase: 9470,
+  logLevel: 'info',
+};
+
+/** Write data/nodeN/hanfs.json for every node (kept if present: ids and ports must not change). */
+export function writeLocalConfigs(l: LocalClusterLayout): string[] {
+  const members = [];
+  for (let i = 1; i <= l.nodes; i++) {
+    members.push({ id: i, peer: `127.0.0.1:${l.peerBase + 10 * i}`, snapshot: `127.0.0.1:${l.peerBase + 10 * i + 1}`, admin: `127.0.0.1:${l.adminBase + i}` });
+  }
+  const files: string[] = [];
+  for (let i = 1; i <= l.nodes; i++) {
+    const dir = path.resolve(l.dataDir, `node${i}`);
+    fs.mkdirSync(dir, { recursive: true });
+    const file = path.join(dir, 'hanfs.json');
+    if (!fs.existsSync(file)) {
+      const cfg = {
+        dataDir: dir,
+        listen: { host: '127.0.0.1', nfsPort: l.nfsPort, mountPort: l.mountPort, portmapPort: 0 },
+        admin: { host: '127.0.0.1', port: l.adminBase + i },
+        // the embedded default: like /tmp, so local users can write at once (root is squashed)
+        storeRoot: { mode: '1777' },
+        log: { level: l.logLevel },
+        cluster: { nodeId: i, clusterId: 'hanfs-local', members },
+      };
+      fs.writeFileSync(file, `${JSON.stringify(cfg, null, 2)}\n`);
+    }
+    files.push(file);
+  }
+  return files;
+}
+
+export async function localCluster(cli: string, l: LocalClusterLayout = LOCAL_DEFAULTS): Promise<number> {
+  const files = writeLocalConfigs(l);
+  const children: ChildProcess[] = [];
+  for (const f of files) {
+    const c = spawn(process.execPath, [cli, 'serve', '--config', f], { stdio: ['ignore', 'inherit', 'inherit'] });
+    children.push(c);
+  }
+  const admins = files.map((_, i) => `127.0.0.1:${l.adminBase + i + 1}`).join(',');
+  process.stderr.write(
+    `hanfs local cluster: ${l.nodes} node processes (pids ${children.map((c) => c.pid).join(', ')}), data in ${path.resolve(l.dataDir)}/node1..${l.nodes}\n` +
+      `  mount:  mount -t nfs -o vers=3,proto=tcp,port=${l.nfsPort},mountport=${l.mountPort},nolock,hard 127.0.0.1:/export /mnt\n` +
+      `  libnfs: nfs://127.0.0.1/export?version=3&nfsport=${l.nfsPort}&mountport=${l.mountPort}\n` +
+      `  status: node ${cli} cluster status --admin ${admins}\n` +
+      `  (kill any one node process: the mount keeps working)\n`,
+  );
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = () => {
+      if (stopping) return;
+      stopping = true;
+      for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+    let left = children.length;
+    for (const c of children) {
+      c.on('exit', () => {
+        if (--left === 0) resolve(0);
+      });
+    }
+  });
+}

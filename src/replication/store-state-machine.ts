@@ -1,0 +1,154 @@
+/**
+ * The replicated block store as the Raft state machine: every committed entry is decoded and applied
+ * to this node's store at the entry's log index, so every replica holds the same file ids, handles,
+ * cookies and attributes at the same index (invariant 2). Raft noop and membership entries never
+ * reach the store: it accepts index gaps (logWal mode).
+ *
+ * The Raft log is the store's write-ahead log: the store applies without any fsync on the write path
+ * and checkpoints in the background; the log is compacted only behind the store's durable checkpoint
+ * (`compactableIndex`), so after a crash the store replays from its own applied index (and re-places
+ * the data of entries after its checkpoint, `redo`).
+ *
+ * Snapshots are descriptors: the store itself is streamed from a node that has it (catch-up.ts), and
+ * `restore` fetches it. Verification (`hanfs verify`): a `verify` entry makes every node digest its
+ * store at exactly that entry's index while later entries queue up behind it.
+ */
+import { EntryType, type Entry, type SnapshotMeta } from '../raft/types';
+import type { StateMachine } from '../raft/raft-node';
+import type { LevelBlockStore } from '../store/block-store';
+import type { OpResult } from '../store/types';
+import { storeDigest, type StoreDigest } from '../store/checksum';
+import { decodeEntry, type ClusterConfigRecord, type MemberRecord } from './op-codec';
+
+export interface SnapshotDescriptor {
+  /** the node whose store the snapshot is (it took it; it can stream it) */
+  node: number;
+  index: number;
+}
+
+export function encodeDescriptor(d: SnapshotDescriptor): Uint8Array {
+  return Buffer.from(JSON.stringify({ v: 1, node: d.node, index: d.index }));
+}
+
+export function decodeDescriptor(b: Uint8Array): SnapshotDescriptor {
+  const o = JSON.parse(Buffer.from(b).toString('utf8')) as { v: number; node: number; index: number };
+  if (o.v !== 1 || !Number.isSafeInteger(o.node) || !Number.isSafeInteger(o.index)) throw new Error('bad snapshot descriptor');
+  return { node: o.node, index: o.index };
+}
+
+export interface StoreStateMachineOptions {
+  nodeId: number;
+  /** a replicated config record was applied: throw if this node's settings differ (the node stops) */
+  onConfig?: (c: ClusterConfigRecord, index: number) => void;
+  /** the members' addresses, as replicated */
+  onMembers?: (m: MemberRecord[], index: number) => void;
+  /** replace the store with one streamed from another node holding at least `meta.index`; returns
+   * the new store */
+  fetchStore?: (d: SnapshotDescriptor, meta: SnapshotMeta) => Promise<LevelBlockStore>;
+}
+
+export class StoreStateMachine implements StateMachine {
+  private pauseAfter = Number.POSITIVE_INFINITY;
+  private resume: Promise<void> = Promise.resolve();
+  private readonly digests = new Map<number, (StoreDigest & { index: number }) | { error: string }>();
+  /** applies queued behind a pause (later ones queue behind them until they ran: order) */
+  private held = 0;
+
+  constructor(
+    public store: LevelBlockStore,
+    private readonly o: StoreStateMachineOptions,
+  ) {}
+
+  apply(e: Entry): Promise<OpResult | undefined> | undefined {
+    const cmd = decodeEntry(e.data);
+    if (cmd.kind === 'config') {
+      this.o.onConfig?.(cmd.config, e.index);
+      return undefined;
+    }
+    if (cmd.kind === 'members') {
+      this.o.onMembers?.(cmd.members, e.index);
+      return undefined;
+    }
+    if (cmd.kind === 'verify') return this.verifyAt(e.index);
+    if (e.index > this.pauseAfter || this.held > 0) {
+      const index = e.index;
+      this.held++;
+      return this.resume.then(() => {
+        this.held--;
+        return this.store.apply(index, cmd.op, cmd.requestKey);
+      });
+    }
+    return this.store.apply(e.index, cmd.op, cmd.requestKey);
+  }
+
+  appliedIndex(): number {
+    return this.store.appliedIndex;
+  }
+
+  /** After a crash: re-place the data of the entries after the store's durable checkpoint (a power
+   * loss may have dropped those data-file writes; the log still holds them: it is compacted only
+   * behind the checkpoint). */
+  async recover(read: (lo: number, hi: number) => Entry[]): Promise<void> {
+    const store = this.store;
+    if (!store.needsRedo) return;
+    const from = store.durableIndex + 1;
+    const to = store.appliedIndex;
+    for (let lo = from; lo <= to; ) {
+      const batch = read(lo, to + 1);
+      if (batch.length === 0) throw new Error(`log entries ${lo}..${to} needed to recover the store are missing`);
+      for (const e of batch) {
+        if (e.type === EntryType.Normal && e.data.length > 0) {
+          const cmd = decodeEntry(e.data);
+          if (cmd.kind === 'op') await store.redo(e.index, cmd.op);
+        }
+        lo = e.index + 1;
+      }
+    }
+    await store.finishRedo();
+  }
+
+  compactableIndex(): number {
+    return this.store.durableIndex;
+  }
+
+  snapshot(index: number): Uint8Array {
+    return encodeDescriptor({ node: this.o.nodeId, index });
+  }
+
+  async restore(data: Uint8Array, meta: SnapshotMeta): Promise<void> {
+    if (!this.o.fetchStore) throw new Error('this node cannot fetch a store snapshot');
+    const d = decodeDescriptor(data);
+    this.store = await this.o.fetchStore(d, meta);
+  }
+
+  /**
+   * A `verify` entry at `index`: entries after it wait (in order) while the store, now at exactly
+   * this index, is digested; then they go on. The digest is kept for `digestAt(index)`.
+   */
+  private verifyAt(index: number): Promise<undefined> {
+    this.pauseAfter = index;
+    let release!: () => void;
+    this.resume = new Promise<void>((r) => (release = r));
+    const done = (async () => {
+      try {
+        // everything before this entry was handed to the store already (in order): wait for it
+        await this.store.sync();
+        const d = await storeDigest(this.store);
+        this.digests.set(index, { ...d, index });
+      } catch (e) {
+        this.digests.set(index, { error: (e as Error).message });
+      } finally {
+        this.pauseAfter = Number.POSITIVE_INFINITY;
+        release();
+      }
+      while (this.digests.size > 8) this.digests.delete(this.digests.keys().next().value!);
+      return undefined;
+    })();
+    return done;
+  }
+
+  /** the digest taken at a `verify` entry, once it is done */
+  digestAt(index: number): (StoreDigest & { index: number }) | { error: string } | undefined {
+    return this.digests.get(index);
+  }
+}
