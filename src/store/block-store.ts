@@ -953,8 +953,8 @@ export class LevelBlockStore implements BlockStore {
     const recorded = hex === undefined ? undefined : this.drc.get(hex);
     if (recorded) {
       // a duplicate: the recorded answer, and nothing changes but the applied index
+      // (without logWal it resolves once durable, like the op it repeats: that may still be pending)
       result = decodeOpResult(recorded.value);
-      durable = false;
     } else {
       try {
         if (!wellFormed(op)) throw new OpError(S.INVAL);
