@@ -263,6 +263,12 @@ export abstract class StoreCore implements BlockStore {
     return this.state.applied;
   }
 
+  /** The metadata LevelDB, for readers outside the apply path (snapshot.ts, checksum.ts); never
+   * write to it. */
+  get metaDb(): MetaDb {
+    return this.db;
+  }
+
   /** Batches applied in memory but not yet written to LevelDB (a gauge for metrics and tests). */
   get pendingBatches(): number {
     return this.pending.length;

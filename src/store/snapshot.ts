@@ -1,0 +1,493 @@
+/**
+ * Streamed store snapshots: catch up a lagging or new replica while the source keeps applying ops.
+ *
+ * `writeSnapshot(store, out)` is a *fuzzy* snapshot. It reads every replicated LevelDB record through
+ * ONE LevelDB iterator, which reads an implicit LevelDB snapshot: the metadata is exactly the state
+ * after some op index, and the state record (`00 01`, the first key) read through that same iterator
+ * names it; that is the snapshot's index. Before the iterator is made, the store's `sync()` is awaited,
+ * so the index is at least `store.appliedIndex` at the call. Right after the inode record of a regular
+ * file whose data lives in a data file, the content of that data file follows (read in chunks of at
+ * most 1 MiB, while the iterator stays open). The data files are read live, so their bytes may be
+ * NEWER than the index (ops applied after it have written them): that is fine, because the receiver
+ * replays every log entry after the index, and those entries rewrite (or cut, or remove) every byte
+ * changed after it. Bytes can never be OLDER than the index: an op writes its data (pwrite) before its
+ * metadata batch reaches LevelDB. A data file removed meanwhile reads as empty (its remove is after the
+ * index and is replayed); bytes beyond the file's recorded size (newer extensions, a deferred cut not
+ * done yet) are not sent, and the receiver sets every data file to its recorded size.
+ *
+ * Memory is bounded: one chunk being read plus what `out` buffers (the writer awaits 'drain' whenever
+ * `out.write()` returns false). All-zero chunks are not sent (holes stay holes on the receiver).
+ *
+ * Key prefixes (see codec.ts) and what a snapshot does with them:
+ *   00 01 state, 00 02 format version, 01 inodes, 02 entries, 03 cookies, 06 inline data:
+ *       replicated state, sent as is.
+ *   00 03 clean-shutdown marker: node-local (absent while a store is open), never sent; the restored
+ *       store has none either, so its first open reconciles data files against metadata (a cheap
+ *       safety net that finds nothing to repair after a correct restore).
+ *   00 04 data checkpoint and 05 data journal records: node-local. The data-file bytes a journal record
+ *       holds are already in the data file the snapshot reads (journaled writes are pwritten during
+ *       apply), so records up to the index are obsolete, and the receiver records its own checkpoint
+ *       at the snapshot index after syncing the data files it wrote.
+ *   04 pending unlink: node-local (its inode is already gone, the data file is not sent), never sent.
+ *   Any other prefix is refused on both sides: a new key kind must be classified here first.
+ *
+ * Stream format (all integers big-endian):
+ *   header   "HANFSSNP" (8 bytes), format version u32 (1), index u64
+ *   frames   type u8, body length u32, body
+ *              1 META   key length u32, key, value (the rest of the body)
+ *              2 DATA   fileid u64, offset u64, bytes (the rest); only right after the inode record
+ *                       of that file (or another DATA frame of it), never past its recorded size
+ *              255 END  SHA-256 (32 bytes) of every byte of the stream before this frame
+ *   Every frame's body length is checked against a cap (MAX_FRAME_BODY) before anything is allocated.
+ *
+ * `restoreSnapshot(dataDir, input)` builds a complete store in `dataDir + '.incoming'` (removed first
+ * if a crashed restore left it), verifies the checksum, syncs every file and directory, and only then
+ * swaps it in: `dataDir` is renamed to `dataDir + '.old'`, the incoming store renamed to `dataDir`, the
+ * parent directory synced, and the old store removed. A crash leaves either the old store or no store
+ * at `dataDir` (the old one then waits in `.old`), never a half-written one. On any error the incoming
+ * directory is removed and `dataDir` is untouched.
+ */
+import { createHash } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { FileType } from './types';
+import {
+  FORMAT_VERSION,
+  KEY_CLEAN,
+  KEY_DATA_CKPT,
+  KEY_STATE,
+  KEY_VERSION,
+  P_COOKIE,
+  P_ENTRY,
+  P_INLINE,
+  P_INODE,
+  P_JOURNAL,
+  P_UNLINK,
+  P_REQUEST,
+  P_REQUEST_ORDER,
+  P_CUT,
+  decodeInode,
+  decodeState,
+  encodeIndex,
+  readU64BE,
+  writeU64BE,
+} from './codec';
+import { openMetaDb, type LevelBlockStore } from './block-store';
+import { DataFiles } from './data-files';
+
+export const SNAPSHOT_MAGIC = Buffer.from('HANFSSNP', 'ascii');
+export const SNAPSHOT_VERSION = 1;
+const HEADER_BYTES = 8 + 4 + 8;
+
+export const FRAME_META = 1;
+export const FRAME_DATA = 2;
+export const FRAME_END = 255;
+const FRAME_HDR = 5;
+
+/** the largest chunk of a data file one DATA frame carries */
+export const MAX_DATA_CHUNK = 1024 * 1024;
+/** largest frame body accepted: a data chunk plus its 16-byte head, or a META record (the largest
+ * value is an inline-data record, bounded by `inlineMax`; 16 MiB leaves room for any sane setting) */
+export const MAX_FRAME_BODY = 16 * 1024 * 1024 + 16;
+
+export interface SnapshotWriteOptions {
+  /** bytes read from a data file at once (default and maximum 1 MiB) */
+  chunkBytes?: number;
+}
+
+export interface SnapshotRestoreOptions {
+  /** frames with a larger body are refused (default and maximum MAX_FRAME_BODY) */
+  maxFrameBody?: number;
+}
+
+/** How a snapshot treats a LevelDB key: 'send' (replicated state) or 'skip' (node-local). Throws for a
+ * key it does not know, so that a new key kind cannot silently be dropped or copied. */
+export function snapshotKeyClass(key: Uint8Array): 'send' | 'skip' {
+  if (key.length === 0) throw new Error('empty LevelDB key');
+  const p = key[0];
+  if (p === 0x00) {
+    const k = Buffer.from(key.buffer, key.byteOffset, key.byteLength);
+    if (k.equals(KEY_STATE) || k.equals(KEY_VERSION)) return 'send';
+    if (k.equals(KEY_CLEAN) || k.equals(KEY_DATA_CKPT)) return 'skip';
+  } else if (p === P_INODE || p === P_ENTRY || p === P_COOKIE || p === P_INLINE || p === P_REQUEST || p === P_REQUEST_ORDER) {
+    // (duplicate-request records are replicated state: every replica records the same ones)
+    return 'send';
+  } else if (p === P_UNLINK || p === P_JOURNAL || p === P_CUT) {
+    return 'skip';
+  }
+  throw new Error(`unknown LevelDB key ${Buffer.from(key).toString('hex')}: classify it in snapshot.ts`);
+}
+
+/** Write `buf` to `out`, waiting for 'drain' when its buffer is full. */
+async function put(out: NodeJS.WritableStream | Writable, buf: Buffer): Promise<void> {
+  if (out.write(buf)) return;
+  await new Promise<void>((resolve, reject) => {
+    const done = (err?: unknown): void => {
+      out.removeListener('drain', onDrain);
+      out.removeListener('error', onError);
+      out.removeListener('close', onClose);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onDrain = (): void => done();
+    const onError = (e: unknown): void => done(e ?? new Error('snapshot output failed'));
+    const onClose = (): void => done(new Error('snapshot output closed'));
+    out.on('drain', onDrain);
+    out.on('error', onError);
+    out.on('close', onClose);
+  });
+}
+
+function frameHeader(type: number, bodyLen: number): Buffer {
+  const h = Buffer.allocUnsafe(FRAME_HDR);
+  h[0] = type;
+  h.writeUInt32BE(bodyLen, 1);
+  return h;
+}
+
+const ZEROS = Buffer.alloc(MAX_DATA_CHUNK);
+
+function allZero(b: Buffer): boolean {
+  let off = 0;
+  while (off < b.length) {
+    const n = Math.min(ZEROS.length, b.length - off);
+    if (!b.subarray(off, off + n).equals(ZEROS.subarray(0, n))) return false;
+    off += n;
+  }
+  return true;
+}
+
+/**
+ * Stream a fuzzy snapshot of `store` to `out` (see the top of this file). Applies go on meanwhile.
+ * Does not end `out`. Resolves with the snapshot's exact metadata index (the receiver replays the log
+ * from index + 1), the bytes written and the stream's SHA-256 (hex, as in its END frame).
+ */
+export async function writeSnapshot(
+  store: LevelBlockStore,
+  out: NodeJS.WritableStream | Writable,
+  opts: SnapshotWriteOptions = {},
+): Promise<{ index: number; bytes: number; checksum: string }> {
+  const chunkBytes = Math.max(4096, Math.min(MAX_DATA_CHUNK, opts.chunkBytes ?? MAX_DATA_CHUNK));
+  const startIndex = store.appliedIndex;
+  await store.sync(); // everything applied before the call is in LevelDB: the index is >= startIndex
+  const hash = createHash('sha256');
+  let bytes = 0;
+  const emit = async (b: Buffer): Promise<void> => {
+    hash.update(b);
+    bytes += b.length;
+    await put(out, b);
+  };
+  const it = store.metaDb.iterator({ keyEncoding: 'buffer', valueEncoding: 'buffer' });
+  let index = -1;
+  try {
+    for await (const [key, value] of it) {
+      if (snapshotKeyClass(key) === 'skip') continue;
+      if (index < 0) {
+        // the state record is the very first key (00 01 sorts before everything sent)
+        if (!key.equals(KEY_STATE)) throw new Error('store has no state record');
+        index = decodeState(value).applied;
+        if (index < startIndex) throw new Error(`snapshot index ${index} below applied index ${startIndex} at the start`);
+        const h = Buffer.allocUnsafe(HEADER_BYTES);
+        SNAPSHOT_MAGIC.copy(h, 0);
+        h.writeUInt32BE(SNAPSHOT_VERSION, 8);
+        writeU64BE(h, 12, index);
+        await emit(h);
+      }
+      const body = 4 + key.length + value.length;
+      if (body > MAX_FRAME_BODY) throw new Error(`LevelDB record of ${body} bytes exceeds the snapshot frame cap`);
+      const head = Buffer.allocUnsafe(FRAME_HDR + 4);
+      head[0] = FRAME_META;
+      head.writeUInt32BE(body, 1);
+      head.writeUInt32BE(key.length, 5);
+      await emit(Buffer.concat([head, key, value]));
+      if (key[0] === P_INODE) {
+        const ino = decodeInode(value);
+        if (ino.type === FileType.REG && !ino.inline && ino.size > 0) await sendData(store.data.pathOf(ino.fileid), ino.fileid, ino.size, chunkBytes, emit);
+      }
+    }
+  } finally {
+    await it.close();
+  }
+  if (index < 0) throw new Error('store has no state record');
+  const digest = hash.digest();
+  const end = Buffer.concat([frameHeader(FRAME_END, 32), digest]);
+  bytes += end.length;
+  await put(out, end);
+  return { index, bytes, checksum: digest.toString('hex') };
+}
+
+/** DATA frames of one data file, up to `size` (a missing file is empty; all-zero chunks are skipped) */
+async function sendData(file: string, fileid: number, size: number, chunkBytes: number, emit: (b: Buffer) => Promise<void>): Promise<void> {
+  let fh: fsp.FileHandle;
+  try {
+    fh = await fsp.open(file, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return; // removed after the index
+    throw err;
+  }
+  try {
+    const len = Math.min(size, (await fh.stat()).size);
+    let off = 0;
+    while (off < len) {
+      const want = Math.min(chunkBytes, len - off);
+      const buf = Buffer.allocUnsafe(want);
+      let got = 0;
+      while (got < want) {
+        const { bytesRead } = await fh.read(buf, got, want - got, off + got);
+        if (bytesRead === 0) break;
+        got += bytesRead;
+      }
+      const chunk = buf.subarray(0, got);
+      if (got > 0 && !allZero(chunk)) {
+        const head = Buffer.allocUnsafe(FRAME_HDR + 16);
+        head[0] = FRAME_DATA;
+        head.writeUInt32BE(16 + got, 1);
+        writeU64BE(head, 5, fileid);
+        writeU64BE(head, 13, off);
+        await emit(head);
+        await emit(chunk);
+      }
+      if (got < want) break; // cut meanwhile: the rest is newer than the index anyway
+      off += got;
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Exact reads from an async byte source, never buffering more than asked for plus one chunk. */
+class ByteReader {
+  private readonly it: AsyncIterator<unknown>;
+  private chunks: Buffer[] = [];
+  private have = 0;
+  private ended = false;
+  constructor(src: AsyncIterable<unknown>) {
+    this.it = src[Symbol.asyncIterator]();
+  }
+  /** exactly n bytes, or null at a clean end of the stream before any of them */
+  async read(n: number): Promise<Buffer | null> {
+    while (this.have < n && !this.ended) {
+      const r = await this.it.next();
+      if (r.done) {
+        this.ended = true;
+        break;
+      }
+      const v = r.value;
+      const b = Buffer.isBuffer(v) ? v : v instanceof Uint8Array ? Buffer.from(v.buffer, v.byteOffset, v.byteLength) : typeof v === 'string' ? Buffer.from(v) : null;
+      if (!b) throw new Error('snapshot input yields a non-byte chunk');
+      if (b.length === 0) continue;
+      this.chunks.push(b);
+      this.have += b.length;
+    }
+    if (this.have < n) {
+      if (this.have === 0 && n > 0) return null;
+      throw new Error(`snapshot stream truncated (${this.have} of ${n} bytes)`);
+    }
+    let out: Buffer;
+    if (this.chunks[0].length >= n) {
+      out = this.chunks[0].subarray(0, n);
+      if (this.chunks[0].length === n) this.chunks.shift();
+      else this.chunks[0] = this.chunks[0].subarray(n);
+    } else {
+      out = Buffer.allocUnsafe(n);
+      let off = 0;
+      while (off < n) {
+        const c = this.chunks[0];
+        const take = Math.min(c.length, n - off);
+        c.copy(out, off, 0, take);
+        off += take;
+        if (take === c.length) this.chunks.shift();
+        else this.chunks[0] = c.subarray(take);
+      }
+    }
+    this.have -= n;
+    return out;
+  }
+  async atEnd(): Promise<boolean> {
+    return (await this.read(1)) === null;
+  }
+  async close(): Promise<void> {
+    await this.it.return?.().catch(() => undefined);
+  }
+}
+
+async function fsyncPath(p: string): Promise<void> {
+  const fh = await fsp.open(p, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** fsync every file and directory under `dir` (and `dir` itself) */
+async function fsyncTree(dir: string): Promise<void> {
+  for (const e of await fsp.readdir(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) await fsyncTree(p);
+    else if (e.isFile()) await fsyncPath(p);
+  }
+  await fsyncPath(dir);
+}
+
+const META_BATCH_OPS = 4096;
+const META_BATCH_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Restore a snapshot stream into a fresh store at `dataDir` (see the top of this file), replacing any
+ * store there once the whole stream has arrived and its checksum matched. Resolves with the snapshot's
+ * index: the log must be replayed into the store from index + 1.
+ */
+export async function restoreSnapshot(
+  dataDir: string,
+  input: AsyncIterable<Buffer> | Readable,
+  opts: SnapshotRestoreOptions = {},
+): Promise<{ index: number }> {
+  const maxBody = Math.min(MAX_FRAME_BODY, opts.maxFrameBody ?? MAX_FRAME_BODY);
+  const target = path.resolve(dataDir);
+  const incoming = target + '.incoming';
+  const old = target + '.old';
+  await fsp.rm(incoming, { recursive: true, force: true });
+  await fsp.mkdir(incoming, { recursive: true });
+  const reader = new ByteReader(input as AsyncIterable<unknown>);
+  const db = openMetaDb(incoming);
+  let dbOpen = false;
+  let file: { fileid: number; size: number; fh?: fsp.FileHandle } | undefined;
+  try {
+    await db.open();
+    dbOpen = true;
+    const blocks = new DataFiles(incoming, 1);
+    await fsp.mkdir(blocks.blocksDir, { recursive: true });
+    const hash = createHash('sha256');
+    const header = await reader.read(HEADER_BYTES);
+    if (!header) throw new Error('empty snapshot stream');
+    if (!header.subarray(0, 8).equals(SNAPSHOT_MAGIC)) throw new Error('not a hanfs snapshot stream (bad magic)');
+    const version = header.readUInt32BE(8);
+    if (version !== SNAPSHOT_VERSION) throw new Error(`snapshot stream format ${version} not supported (${SNAPSHOT_VERSION})`);
+    const index = readU64BE(header, 12);
+    hash.update(header);
+
+    let batch: { type: 'put'; key: Buffer; value: Buffer }[] = [];
+    let batchBytes = 0;
+    const flush = async (): Promise<void> => {
+      if (batch.length === 0) return;
+      await db.batch(batch, { sync: true });
+      batch = [];
+      batchBytes = 0;
+    };
+    const finishFile = async (): Promise<void> => {
+      if (!file) return;
+      const f = file;
+      file = undefined;
+      const fh = f.fh ?? (await openDataFile(blocks, f.fileid));
+      try {
+        await fh.truncate(f.size); // cut to (or extend sparsely up to) the recorded size
+        await fh.datasync();
+      } finally {
+        await fh.close();
+      }
+    };
+    let sawState = false;
+    let stateApplied = -1;
+    let version2 = false;
+    let lastKey: Buffer | undefined;
+    for (;;) {
+      const fh = await reader.read(FRAME_HDR);
+      if (!fh) throw new Error('snapshot stream truncated (no END frame)');
+      const type = fh[0];
+      const len = fh.readUInt32BE(1);
+      if (type === FRAME_END) {
+        if (len !== 32) throw new Error(`snapshot END frame of ${len} bytes`);
+        const want = hash.digest();
+        const got = await reader.read(32);
+        if (!got) throw new Error('snapshot stream truncated (END frame)');
+        if (!got.equals(want)) throw new Error('snapshot checksum mismatch: the stream is corrupt');
+        if (!(await reader.atEnd())) throw new Error('bytes after the snapshot END frame');
+        break;
+      }
+      if (len > maxBody) throw new Error(`snapshot frame of ${len} bytes exceeds the cap of ${maxBody}`);
+      const body = await reader.read(len);
+      if (!body) throw new Error('snapshot stream truncated (frame body)');
+      hash.update(fh);
+      hash.update(body);
+      if (type === FRAME_META) {
+        if (len < 4) throw new Error('snapshot META frame too short');
+        const klen = body.readUInt32BE(0);
+        if (klen < 1 || klen > len - 4) throw new Error('snapshot META frame with a bad key length');
+        const key = Buffer.from(body.subarray(4, 4 + klen));
+        const value = Buffer.from(body.subarray(4 + klen));
+        if (snapshotKeyClass(key) !== 'send') throw new Error(`snapshot carries node-local key ${key.toString('hex')}`);
+        if (lastKey && Buffer.compare(lastKey, key) >= 0) throw new Error('snapshot META keys out of order');
+        lastKey = key;
+        await finishFile();
+        if (key.equals(KEY_STATE)) {
+          if (value.length !== 32 && value.length !== 44) throw new Error('snapshot state record malformed');
+          stateApplied = decodeState(value).applied;
+          sawState = true;
+        } else if (key.equals(KEY_VERSION)) {
+          if (value.length !== 4 || value.readUInt32BE(0) > FORMAT_VERSION) throw new Error('snapshot of an unsupported store format');
+          version2 = true;
+        } else if (key[0] === P_INODE) {
+          if (key.length !== 9) throw new Error('snapshot inode key malformed');
+          const ino = decodeInode(value);
+          if (ino.fileid !== readU64BE(key, 1)) throw new Error('snapshot inode record under the wrong key');
+          if (ino.type === FileType.REG && !ino.inline) {
+            if (!Number.isSafeInteger(ino.size) || ino.size < 0) throw new Error('snapshot inode with a bad size');
+            file = { fileid: ino.fileid, size: ino.size };
+          }
+        }
+        batch.push({ type: 'put', key, value });
+        batchBytes += key.length + value.length;
+        if (batch.length >= META_BATCH_OPS || batchBytes >= META_BATCH_BYTES) await flush();
+      } else if (type === FRAME_DATA) {
+        if (len < 16) throw new Error('snapshot DATA frame too short');
+        const fileid = readU64BE(body, 0);
+        const offset = readU64BE(body, 8);
+        const data = body.subarray(16);
+        if (!file || file.fileid !== fileid) throw new Error(`snapshot DATA frame of file ${fileid} out of place`);
+        if (offset + data.length > file.size) throw new Error(`snapshot DATA frame beyond the size of file ${fileid}`);
+        file.fh ??= await openDataFile(blocks, fileid);
+        let done = 0;
+        while (done < data.length) done += (await file.fh.write(data, done, data.length - done, offset + done)).bytesWritten;
+      } else {
+        throw new Error(`snapshot frame of unknown type ${type}`);
+      }
+    }
+    await finishFile();
+    if (!sawState || !version2) throw new Error('snapshot without state or version record');
+    if (stateApplied !== index) throw new Error(`snapshot header index ${index} differs from its state record (${stateApplied})`);
+    // the data files hold every change up to the index (synced above): that is the data checkpoint
+    batch.push({ type: 'put', key: KEY_DATA_CKPT, value: encodeIndex(index) });
+    await flush();
+    await db.close();
+    dbOpen = false;
+    await fsyncTree(incoming);
+    // swap in: the old store (if any) steps aside, the new one takes its name
+    await fsp.rm(old, { recursive: true, force: true });
+    let hadOld = false;
+    try {
+      await fsp.rename(target, old);
+      hadOld = true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    await fsp.rename(incoming, target);
+    await fsyncPath(path.dirname(target));
+    if (hadOld) await fsp.rm(old, { recursive: true, force: true });
+    return { index };
+  } catch (err) {
+    if (file?.fh) await file.fh.close().catch(() => undefined);
+    if (dbOpen) await db.close().catch(() => undefined);
+    await fsp.rm(incoming, { recursive: true, force: true }).catch(() => undefined);
+    throw err;
+  } finally {
+    await reader.close();
+  }
+}
+
+async function openDataFile(blocks: DataFiles, fileid: number): Promise<fsp.FileHandle> {
+  const p = blocks.pathOf(fileid);
+  await fsp.mkdir(path.dirname(p), { recursive: true });
+  return fsp.open(p, 'w'); // fresh store: created empty (O_TRUNC is harmless)
+}
