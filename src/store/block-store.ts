@@ -46,7 +46,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import type { StoreOptions } from './types';
-import { KEY_CLEAN, KEY_DATA_CKPT, KEY_STATE, encodeIndex, encodeState } from './codec';
+import { KEY_CLEAN, KEY_DATA_CKPT, KEY_STATE, encodeIndex, encodeState, unlinkKey } from './codec';
 import type { BatchOp } from './tx';
 import { openMetaDb } from './store-core';
 import { StoreReads } from './reads';
@@ -106,6 +106,12 @@ export class LevelBlockStore extends StoreReads {
           await this.flushMemtable();
           for (const c of this.cutRecords) ops.push({ type: 'del', key: c.key });
           this.cutRecords = [];
+          // every batch is durable now: the data files of removed files go
+          for (const { id } of this.walUnlinks) {
+            await this.data.unlink(id);
+            ops.push({ type: 'del', key: unlinkKey(id) });
+          }
+          this.walUnlinks = [];
         } else {
           ops.push(...this.checkpointOps([], true).ops);
         }

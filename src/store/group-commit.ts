@@ -203,6 +203,10 @@ export abstract class GroupCommit extends StoreCore {
         // later batch (start-up finishes whatever a crash interrupts)
         for (const b of batches) {
           for (const id of b.unlinks) {
+            if (this.logWal) {
+              this.walUnlinks.push({ index: b.index, id });
+              continue;
+            }
             await this.data.unlink(id);
             this.pendingMarkerDeletes.push(unlinkKey(id));
           }

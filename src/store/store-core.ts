@@ -192,6 +192,9 @@ export abstract class StoreCore implements BlockStore {
   protected durable = 0;
   /** logWal: cut records written or pending, oldest first, with their op index */
   protected cutRecords: { index: number; key: Buffer }[] = [];
+  /** logWal: data files of removed files, unlinked once a checkpoint covers the REMOVE (until then a
+   * power loss may lose the batch that removed the file, and the file would need its data again) */
+  protected walUnlinks: { index: number; id: number }[] = [];
   /** logWal: work since the last checkpoint started, and its timer */
   protected walBytes = 0;
   protected walOps = 0;

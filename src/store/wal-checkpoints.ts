@@ -3,7 +3,7 @@
  * checkpoint makes data files and metadata durable up to an index and records it (durableIndex).
  */
 import { type FileId } from './types';
-import { KEY_DATA_CKPT, encodeIndex } from './codec';
+import { KEY_DATA_CKPT, encodeIndex, unlinkKey } from './codec';
 import { type BatchOp } from './tx';
 import { FLUSH_RANGE_START, FLUSH_RANGE_END, writeBatch } from './store-core';
 import { JournalCheckpoints } from './journal-checkpoints';
@@ -72,6 +72,14 @@ export abstract class WalCheckpoints extends JournalCheckpoints {
       this.cutRecords.splice(0, k);
       this.stats.dbSyncs++;
       this.stats.checkpoints++;
+      // the REMOVEs up to X are durable: their data files go now, their markers with a later batch
+      let u = 0;
+      while (u < this.walUnlinks.length && this.walUnlinks[u].index <= upto) {
+        const { id } = this.walUnlinks[u++];
+        await this.data.unlink(id);
+        this.pendingMarkerDeletes.push(unlinkKey(id));
+      }
+      this.walUnlinks.splice(0, u);
     } catch (e) {
       this.fail(e);
       throw e;

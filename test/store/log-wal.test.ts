@@ -214,6 +214,33 @@ describe('store: logWal (the log is the write-ahead log)', function () {
     await assert.rejects(h.create(R, 'g'), /failed/);
   });
 
+  it('a removed file keeps its data file until a checkpoint covers the REMOVE (a power loss may lose the REMOVE)', async () => {
+    h = await open();
+    const f = await h.create(R, 'f');
+    await h.write(f, 0, 'data', 2);
+    await h.store.checkpoint();
+    const file = h.store.data.pathOf(f);
+    assert.equal((await h.op({ kind: 'remove', dir: R, name: 'f' })).status, S.OK);
+    for (let i = 0; i < 100 && h.store.pendingBatches > 0; i++) await sleep(10);
+    assert.equal(h.store.pendingBatches, 0, 'the REMOVE is written');
+    assert.equal((await fsp.readFile(file)).toString(), 'data', 'still there before the checkpoint');
+    await h.store.checkpoint();
+    await assert.rejects(fsp.stat(file), /ENOENT/);
+    // and after a crash with the REMOVE past the checkpoint, start-up removes it (its marker)
+    const g = await h.create(R, 'g');
+    await h.write(g, 0, 'more', 2);
+    await h.store.checkpoint();
+    assert.equal((await h.op({ kind: 'remove', dir: R, name: 'g' })).status, S.OK);
+    await crash(h.store);
+    assert.ok(await fsp.stat(h.store.data.pathOf(g)));
+    h.store = await openStore(h.dir, QUIET);
+    await assert.rejects(fsp.stat(h.store.data.pathOf(g)), /ENOENT/);
+    await h.store.redo(h.index, h.log[h.log.length - 1].op);
+    await h.store.finishRedo();
+    await h.store.close();
+    assert.deepEqual((await fsck(h.dir)).problems, []);
+  });
+
   it('a data file moved out of inline is synced before its batch is queued', async () => {
     h = await open({ ...QUIET, inlineMax: 4096 });
     const f = await h.create(R, 'f');
