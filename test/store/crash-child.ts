@@ -1,16 +1,23 @@
 /**
- * Child process of the crash test: `node crash-child.js <dataDir> <maxIndex>`. Opens the store,
- * resumes the deterministic op log at appliedIndex + 1 with up to 8 ops in flight, and prints
+ * Child process of the crash test: `node crash-child.js <dataDir> <maxIndex> [logwal]`. Opens the
+ * store, resumes the deterministic op log at appliedIndex + 1 with up to 8 ops in flight, and prints
  * "ACK <index>" for every op whose apply() resolved as stable (every op except UNSTABLE writes).
+ * With `logwal` the store runs with logWal (the op log is the write-ahead log): it first redoes the
+ * ops after its durable checkpoint, and an ACK only means applied (the log would hold the op).
  * Stops by itself at maxIndex or after 60 s; the parent normally SIGKILLs it long before.
  */
 import { openStore } from '../../src/store/block-store';
 import { crashOp } from './crash-workload';
 
 async function main(): Promise<void> {
-  const [dir, maxArg] = process.argv.slice(2);
+  const [dir, maxArg, mode] = process.argv.slice(2);
   const max = Number(maxArg ?? 100000);
-  const store = await openStore(dir);
+  const logWal = mode === 'logwal';
+  const store = await openStore(dir, logWal ? { logWal, checkpointIntervalMs: 100 } : {});
+  if (store.needsRedo) {
+    for (let i = store.durableIndex + 1; i <= store.appliedIndex; i++) await store.redo(i, crashOp(i));
+    await store.finishRedo();
+  }
   process.stdout.write(`START ${store.appliedIndex}\n`);
   const deadline = Date.now() + 60_000;
   let next = store.appliedIndex + 1;
