@@ -2,8 +2,7 @@
  * Store checksums for `hanfs verify`: compare the logical state of replicas.
  *
  * What is hashed is what decides what clients see, at one op index:
- *   - the state record (applied index, next file id, file count, bytes used, highest op time) and the
- *     duplicate-request records (request key -> op index, result; index -> key), in key order;
+ *   - the state record (applied index, next file id, file count, bytes used);
  *   - per inode (file id order): its record hash, SHA-256 of the inode key and record with the
  *     `inline` flag cleared (inline or not is an on-disk layout choice, `inlineMax` may differ between
  *     replicas), and its content hash:
@@ -142,6 +141,7 @@ async function walk(store: LevelBlockStore, opts: ChecksumOptions, onObject: (o:
     const stv = await db.get(KEY_STATE, { snapshot });
     if (!stv) throw new Error('store has no state record');
     if (decodeState(stv).applied !== index) throw new Error(`store moved from index ${index} (applies must be paused)`);
+    // the state record and the replicated duplicate-request records (they decide answers too)
     const sh = createHash('sha256').update(stv);
     for await (const [k, v] of db.iterator({ gte: Buffer.from([P_REQUEST]), lt: Buffer.from([P_REQUEST_ORDER + 1]), snapshot })) {
       sh.update(u32(k.length)).update(k).update(u32(v.length)).update(v);

@@ -11,7 +11,9 @@
  * NEWER than the index (ops applied after it have written them): that is fine, because the receiver
  * replays every log entry after the index, and those entries rewrite (or cut, or remove) every byte
  * changed after it. Bytes can never be OLDER than the index: an op writes its data (pwrite) before its
- * metadata batch reaches LevelDB. A data file removed meanwhile reads as empty (its remove is after the
+ * metadata batch reaches LevelDB. The snapshot rests on that rule of block-store.ts; a mode that keeps
+ * an op's data out of the data file after its batch is in LevelDB (data only in a log until a later
+ * checkpoint) would need those log records sent as well. A data file removed meanwhile reads as empty (its remove is after the
  * index and is replayed); bytes beyond the file's recorded size (newer extensions, a deferred cut not
  * done yet) are not sent, and the receiver sets every data file to its recorded size.
  *
@@ -40,12 +42,14 @@
  *              255 END  SHA-256 (32 bytes) of every byte of the stream before this frame
  *   Every frame's body length is checked against a cap (MAX_FRAME_BODY) before anything is allocated.
  *
- * `restoreSnapshot(dataDir, input)` builds a complete store in `dataDir + '.incoming'` (removed first
- * if a crashed restore left it), verifies the checksum, syncs every file and directory, and only then
- * swaps it in: `dataDir` is renamed to `dataDir + '.old'`, the incoming store renamed to `dataDir`, the
- * parent directory synced, and the old store removed. A crash leaves either the old store or no store
- * at `dataDir` (the old one then waits in `.old`), never a half-written one. On any error the incoming
- * directory is removed and `dataDir` is untouched.
+ * `restoreSnapshot(dataDir, input)` builds a complete store in `dataDir + '.incoming'` (the store at
+ * `dataDir` must not be open), verifies the checksum, syncs every file and directory, writes the ready
+ * marker `dataDir + '.restore-ready'` (synced), and only then swaps it in: `dataDir` is renamed to
+ * `dataDir + '.old'`, the incoming store renamed to `dataDir`, the parent directory synced, the old
+ * store and the marker removed. A crash leaves the old store or no store at `dataDir`, never a
+ * half-written one; `finishInterruptedRestore(dataDir)` (start-up calls it before `openStore`) then
+ * finishes the swap if the marker is there, else removes the partial incoming store and puts the old
+ * one back. On any error the incoming directory is removed and `dataDir` is untouched.
  */
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
@@ -61,12 +65,12 @@ import {
   P_COOKIE,
   P_ENTRY,
   P_INLINE,
-  P_INODE,
-  P_JOURNAL,
-  P_UNLINK,
   P_REQUEST,
   P_REQUEST_ORDER,
   P_CUT,
+  P_INODE,
+  P_JOURNAL,
+  P_UNLINK,
   decodeInode,
   decodeState,
   encodeIndex,
@@ -111,9 +115,10 @@ export function snapshotKeyClass(key: Uint8Array): 'send' | 'skip' {
     if (k.equals(KEY_STATE) || k.equals(KEY_VERSION)) return 'send';
     if (k.equals(KEY_CLEAN) || k.equals(KEY_DATA_CKPT)) return 'skip';
   } else if (p === P_INODE || p === P_ENTRY || p === P_COOKIE || p === P_INLINE || p === P_REQUEST || p === P_REQUEST_ORDER) {
-    // (duplicate-request records are replicated state: every replica records the same ones)
+    // (the duplicate-request records are replicated state: a retransmit answered the same anywhere)
     return 'send';
   } else if (p === P_UNLINK || p === P_JOURNAL || p === P_CUT) {
+    // (cut records serve this node's crash recovery (redo) only)
     return 'skip';
   }
   throw new Error(`unknown LevelDB key ${Buffer.from(key).toString('hex')}: classify it in snapshot.ts`);
@@ -348,11 +353,12 @@ export async function restoreSnapshot(
   const target = path.resolve(dataDir);
   const incoming = target + '.incoming';
   const old = target + '.old';
-  await fsp.rm(incoming, { recursive: true, force: true });
+  await finishInterruptedRestore(target);
   await fsp.mkdir(incoming, { recursive: true });
   const reader = new ByteReader(input as AsyncIterable<unknown>);
   const db = openMetaDb(incoming);
   let dbOpen = false;
+  let swapping = false;
   let file: { fileid: number; size: number; fh?: fsp.FileHandle } | undefined;
   try {
     await db.open();
@@ -463,27 +469,91 @@ export async function restoreSnapshot(
     await db.close();
     dbOpen = false;
     await fsyncTree(incoming);
-    // swap in: the old store (if any) steps aside, the new one takes its name
+    // swap in. The ready marker says the incoming store is complete and durable: from here on a
+    // crash is finished forward by finishInterruptedRestore(), before it rolled back.
     await fsp.rm(old, { recursive: true, force: true });
-    let hadOld = false;
-    try {
-      await fsp.rename(target, old);
-      hadOld = true;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
-    await fsp.rename(incoming, target);
-    await fsyncPath(path.dirname(target));
-    if (hadOld) await fsp.rm(old, { recursive: true, force: true });
+    swapping = true; // from here on a failure is left to finishInterruptedRestore()
+    await writeDurably(target + READY_SUFFIX, `${index}\n`);
+    await swapIn(target);
     return { index };
   } catch (err) {
     if (file?.fh) await file.fh.close().catch(() => undefined);
     if (dbOpen) await db.close().catch(() => undefined);
-    await fsp.rm(incoming, { recursive: true, force: true }).catch(() => undefined);
+    if (!swapping) await fsp.rm(incoming, { recursive: true, force: true }).catch(() => undefined);
     throw err;
   } finally {
     await reader.close();
   }
+}
+
+const READY_SUFFIX = '.restore-ready';
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await fsp.lstat(p);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
+}
+
+async function writeDurably(file: string, text: string): Promise<void> {
+  const fh = await fsp.open(file, 'w');
+  try {
+    await fh.writeFile(text);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await fsyncPath(path.dirname(file));
+}
+
+/** The complete incoming store (ready marker written) takes `target`'s place; the old one goes. */
+async function swapIn(target: string): Promise<void> {
+  const parent = path.dirname(target);
+  if (await exists(target + '.incoming')) {
+    if (await exists(target)) {
+      await fsp.rm(target + '.old', { recursive: true, force: true });
+      await fsp.rename(target, target + '.old');
+    }
+    await fsp.rename(target + '.incoming', target);
+    await fsyncPath(parent);
+  } else if (!(await exists(target)) && (await exists(target + '.old'))) {
+    // (cannot happen through restoreSnapshot; never drop the only store there is)
+    await fsp.rename(target + '.old', target);
+    await fsyncPath(parent);
+  }
+  await fsp.rm(target + '.old', { recursive: true, force: true });
+  await fsp.rm(target + READY_SUFFIX, { force: true });
+  await fsyncPath(parent);
+}
+
+/**
+ * Finish or undo a restore a crash interrupted; call it before opening the store at start-up (a
+ * crash between the two renames of the swap leaves no store at `dataDir`, and `openStore` would
+ * create an empty one). With the ready marker the incoming store is complete and durable, so the
+ * swap is finished ('completed'); without it the incoming store is partial and removed, and an old
+ * store set aside is put back ('rolled-back'). 'none': nothing was left over.
+ */
+export async function finishInterruptedRestore(dataDir: string): Promise<'none' | 'completed' | 'rolled-back'> {
+  const target = path.resolve(dataDir);
+  const incoming = target + '.incoming';
+  const old = target + '.old';
+  if (await exists(target + READY_SUFFIX)) {
+    await swapIn(target);
+    return 'completed';
+  }
+  const hadIncoming = await exists(incoming);
+  const hadOld = await exists(old);
+  if (!hadIncoming && !hadOld) return 'none';
+  await fsp.rm(incoming, { recursive: true, force: true });
+  if (hadOld) {
+    if (await exists(target)) await fsp.rm(old, { recursive: true, force: true });
+    else await fsp.rename(old, target);
+  }
+  await fsyncPath(path.dirname(target));
+  return 'rolled-back';
 }
 
 async function openDataFile(blocks: DataFiles, fileid: number): Promise<fsp.FileHandle> {
