@@ -6,7 +6,7 @@ import './threadpool';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, parseFlags, resolveConfig } from './config';
-import { startServer } from './server';
+import { standaloneCluster } from './replication/cluster-config';
 
 const USAGE = `usage:
   hanfs serve [--config FILE] [--data-dir DIR] [--listen HOST] [--nfs-port N] [--mount-port N]
@@ -34,16 +34,10 @@ function version(): string {
 }
 
 async function serve(argv: string[]): Promise<number> {
-  const { config, explicitPorts } = resolveConfig(parseFlags(argv));
-  if (config.cluster) return waitForSignals(await serveClusterNode(config));
-  const server = await startServer(config, { explicitPorts });
-  process.stderr.write(
-    `hanfs ${version()} serving ${config.exports.map((e) => e.path).join(', ')} from ${config.dataDir}\n` +
-      `  mount:  ${server.mountCommand}\n` +
-      `  libnfs: ${server.libnfsUrl}\n` +
-      `  metrics: http://${server.admin.host}:${server.admin.port}/metrics\n`,
-  );
-  return waitForSignals(server);
+  const { config } = resolveConfig(parseFlags(argv));
+  // a single node is a cluster of one voter: the same code path (docs/operations.md)
+  config.cluster ??= standaloneCluster();
+  return waitForSignals(await serveClusterNode(config));
 }
 
 async function serveClusterNode(config: import('./config').HanfsConfig): Promise<{ log: import('./log').Logger; stop(): Promise<void> }> {
@@ -53,7 +47,8 @@ async function serveClusterNode(config: import('./config').HanfsConfig): Promise
   process.stderr.write(
     `hanfs ${version()} cluster ${node.cluster.clusterId} node ${node.cluster.nodeId}: data in ${config.dataDir}, ` +
       `admin http://${node.admin.host}:${node.admin.port}/cluster/status\n` +
-      `  mount (whichever node leads serves it):  ${node.mountCommand}\n`,
+      `  mount (whichever node leads serves it):  ${node.mountCommand}\n` +
+      `  libnfs: ${node.libnfsUrl}\n`,
   );
   return node;
 }
@@ -85,8 +80,10 @@ async function fsckCommand(argv: string[]): Promise<number> {
   const { config } = resolveConfig(parseFlags(argv));
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { fsck, formatFsckReport } = require('./store/fsck') as typeof import('./store/fsck');
-  // a cluster node keeps its store in DATA_DIR/store
-  const dir = config.cluster ? require('node:path').join(config.dataDir, 'store') : config.dataDir;
+  // a node keeps its store in DATA_DIR/store (its Raft log in DATA_DIR/raft); a bare store dir works too
+  const nodePath = require('node:path') as typeof import('node:path');
+  const fsm = require('node:fs') as typeof import('node:fs');
+  const dir = fsm.existsSync(nodePath.join(config.dataDir, 'store')) ? nodePath.join(config.dataDir, 'store') : config.dataDir;
   const report = await fsck(dir);
   process.stdout.write(`fsck ${dir}\n${formatFsckReport(report)}\n`);
   return report.ok ? 0 : 1;

@@ -112,3 +112,20 @@ export function parseClusterConfig(doc: unknown): ClusterConfig {
     doc.catchUpEntries !== undefined ? int(doc.catchUpEntries, 'cluster.catchUpEntries', 0, 10_000_000) : CLUSTER_DEFAULTS.catchUpEntries;
   return { nodeId, clusterId, members, secret, tickMs, electionTicks, bootstrap, snapshotEntries, catchUpEntries };
 }
+
+/**
+ * The cluster of a config without a `cluster` section: one voter (the same code path as any
+ * cluster), its peer link and snapshot server on ephemeral loopback ports (nobody else connects).
+ */
+export function standaloneCluster(): ClusterConfig {
+  return {
+    nodeId: 1,
+    clusterId: 'standalone',
+    members: [{ id: 1, peer: { host: '127.0.0.1', port: 0 }, snapshot: { host: '127.0.0.1', port: 0 } }],
+    tickMs: CLUSTER_DEFAULTS.tickMs,
+    electionTicks: CLUSTER_DEFAULTS.electionTicks,
+    bootstrap: 'init',
+    snapshotEntries: CLUSTER_DEFAULTS.snapshotEntries,
+    catchUpEntries: CLUSTER_DEFAULTS.catchUpEntries,
+  };
+}

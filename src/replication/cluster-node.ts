@@ -7,6 +7,7 @@
  *   client ──► service address (leader only) ──► NFS program ──► RaftOpLog.propose
  *        ──► Raft: append + fsync on a majority ──► every node: StoreStateMachine.apply(index, op)
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { HanfsConfig } from '../config';
 import { createLogger, type Logger } from '../log';
@@ -14,6 +15,7 @@ import { HanfsMetrics, startAdminServer, type AdminServer } from '../metrics';
 import { ExportTable, type Export } from '../nfs/exports';
 import { rootHandle as makeRootHandle } from '../nfs/file-handle';
 import { MountProgram } from '../nfs/mount';
+import { PortmapProgram, daemonRegistrations } from '../nfs/portmap';
 import { createNfs3Program } from '../nfs/nfs3/index';
 import { withNonIdempotent, type RpcProgram } from '../nfs/rpc-program';
 import { RpcServer } from '../nfs/rpc-server';
@@ -105,6 +107,12 @@ export async function startClusterNode(config: HanfsConfig, opts: { log?: Logger
   if (!members.has(cluster.nodeId)) members.set(cluster.nodeId, self);
 
   let failure: string | undefined;
+  if (fs.existsSync(path.join(config.dataDir, 'meta')) && !fs.existsSync(storeDir)) {
+    throw new Error(
+      `${config.dataDir} holds a store of the single-node layout (hanfs 0.1): a node keeps its store in ${storeDir} and its Raft log ` +
+        `in ${raftDir}; start with an empty data dir and copy the files over NFS`,
+    );
+  }
   // a catch-up restore that a crash interrupted is finished forward or rolled back first
   const restored = await finishInterruptedRestore(storeDir);
   if (restored !== 'none') log.warn({ restored }, 'an interrupted store restore was finished');
@@ -198,6 +206,10 @@ export async function startClusterNode(config: HanfsConfig, opts: { log?: Logger
     },
   });
 
+  // a single voter need not wait out an election timeout
+  const voters = raft.status().conf.voters;
+  if (voters.length === 1 && voters[0] === cluster.nodeId) raft.campaign();
+
   const opLog = new RaftOpLog(raft, gate);
   const nfs3 = createNfs3Program({
     store: storeRef,
@@ -237,8 +249,14 @@ export async function startClusterNode(config: HanfsConfig, opts: { log?: Logger
       bind: async () => {
         const r = new RpcServer({ limits: config.limits, log, metrics });
         try {
-          await r.listenTcp(host, config.listen.nfsPort, [nfs3]);
-          await listenBoth(r, host, config.listen.mountPort, [mount]);
+          const nfs = await r.listenTcp(host, config.listen.nfsPort, [nfs3]);
+          const mnt = await listenBoth(r, host, config.listen.mountPort, [mount]);
+          if (config.listen.portmapPort !== 0) {
+            // the portmapper moves with the service address too (it names the service's ports)
+            const pm = new PortmapProgram();
+            const pmap = await listenBoth(r, host, config.listen.portmapPort, [pm]);
+            for (const reg of daemonRegistrations({ host, nfsPort: nfs.port, mountPort: mnt.tcp.port, portmapPort: pmap.tcp.port })) pm.register(reg);
+          }
         } catch (e) {
           await r.close(0).catch(() => undefined);
           throw e;
