@@ -221,8 +221,16 @@ export class ClusterAdmin {
         if (Date.now() - t0 > 3_600_000) throw new HttpError(504, `node ${id} did not catch up within an hour`);
         await new Promise((r) => setTimeout(r, 100));
       }
+      // promote once its log matches the commit index (the leader refuses before: not_caught_up)
+      for (let i = 0; !raft.status().conf.voters.includes(id); i++) {
+        try {
+          await raft.promote(id);
+        } catch (e) {
+          if (!(e instanceof NotLeaderError) || e.reason !== 'not_caught_up' || i >= 600) throw e;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      }
       const caughtUpMs = Date.now() - t0;
-      if (!raft.status().conf.voters.includes(id)) await raft.promote(id);
       this.o.log.info({ id, caughtUpMs }, 'member added');
       return { ok: true, id, caughtUpMs, voters: raft.status().conf.voters };
     });

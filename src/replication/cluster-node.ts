@@ -228,7 +228,16 @@ export async function startClusterNode(config: HanfsConfig, opts: { log?: Logger
     resolvePath: (id, names) => resolvePath(storeRef, id, names),
     log,
   });
-  const mount: RpcProgram = (mountProgram as RpcProgram).isNonIdempotent ? mountProgram : withNonIdempotent(mountProgram, mountNonIdempotent);
+  const mountBase: RpcProgram = (mountProgram as RpcProgram).isNonIdempotent ? mountProgram : withNonIdempotent(mountProgram, mountNonIdempotent);
+  // MOUNT answers only while this node serves, like NFS
+  const mount: RpcProgram = {
+    prog: mountBase.prog,
+    versions: mountBase.versions,
+    name: mountBase.name,
+    procName: (v, p) => mountBase.procName(v, p),
+    isNonIdempotent: (v, p) => mountBase.isNonIdempotent?.(v, p) ?? false,
+    handle: (ctx, args) => (gate.serving() ? mountBase.handle(ctx, args) : Promise.resolve({ kind: 'drop' as const })),
+  };
   const host = config.listen.host;
 
   let rpc: RpcServer | undefined;

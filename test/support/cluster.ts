@@ -64,6 +64,7 @@ export class ClusterNode {
 export class TestCluster {
   private constructor(
     readonly workDir: string,
+    /** by id - 1 */
     readonly nodes: ClusterNode[],
     readonly nfsPort: number,
     readonly mountPort: number,
@@ -107,6 +108,15 @@ export class TestCluster {
     const c = new TestCluster(workDir, nodes, nfsPort, mountPort);
     for (const node of nodes) c.spawn(node);
     return c;
+  }
+
+  /** a node not started with the cluster (a member to join later); its config written here */
+  addNode(id: number, dir: string, config: unknown, adminPort: number): ClusterNode {
+    const configPath = path.join(dir, 'hanfs.json');
+    fs.writeFileSync(configPath, JSON.stringify(config, null, 2));
+    const n = new ClusterNode(id, dir, configPath, adminPort);
+    this.nodes.push(n);
+    return n;
   }
 
   get adminList(): string {
