@@ -78,12 +78,12 @@ export class ClusterAdmin {
   constructor(private readonly o: ClusterAdminOptions) {}
 
   gauges(): ReplicationGauges {
-    const store = this.o.sm.store as LevelBlockStore & { stats: { requestHits?: number } };
+    const store = this.o.sm.store;
     return {
       leaseRemainingMs: this.o.gate.leaseRemainingMs(),
       storeApplied: store.appliedIndex,
       storeDurable: store.durableIndex,
-      requestHits: store.stats?.requestHits ?? 0,
+      requestHits: store.stats.requestHits,
     };
   }
 
@@ -107,6 +107,7 @@ export class ClusterAdmin {
       holdsServiceAddress: this.o.service.isHeld,
       serviceTakes: this.o.service.takes,
       proposalsInFlight: this.o.opLog.inflight,
+      requestHits: store.stats.requestHits,
       voters: s.conf.voters,
       learners: s.conf.learners,
       members: memberRecords(this.o.members),

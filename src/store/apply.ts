@@ -106,6 +106,7 @@ export abstract class StoreApply extends StoreRecovery {
       // a duplicate: the recorded answer, and nothing changes but the applied index
       // (without logWal it resolves once durable, like the op it repeats: that may still be pending)
       result = decodeOpResult(recorded.value);
+      this.stats.requestHits++;
     } else {
       try {
         if (!wellFormed(op)) throw new OpError(S.INVAL);

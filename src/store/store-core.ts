@@ -70,6 +70,8 @@ export interface StoreStats {
   inlineWrites: number;
   /** logWal: LevelDB memtable flushes (each checkpoint makes the unsynced batches durable with one) */
   memtableFlushes: number;
+  /** ops answered from their duplicate-request record (a retransmit of an op already applied) */
+  requestHits: number;
 }
 
 export interface RecoveryReport {
@@ -257,6 +259,7 @@ export abstract class StoreCore implements BlockStore {
       checkpoints: 0,
       inlineWrites: 0,
       memtableFlushes: 0,
+      requestHits: 0,
     };
   }
 

@@ -165,6 +165,8 @@ describe('cluster: SIGKILL of the leader while clients write', function () {
     assert.ok(raw2, 'reconnected to the service address');
     assert.equal(status(await raw2.call(removeCall)), 0, 'retransmitted REMOVE: OK (same answer as the old leader)');
     assert.equal(status(await raw2.call(renameCall)), 0, 'retransmitted RENAME: OK');
+    const hits = ((await c.status(await c.servingLeader())) as unknown as { requestHits: number }).requestHits;
+    assert.ok(hits >= 2, `answered from the replicated duplicate-request record (hits ${hits})`);
     // a new call (another xid) is executed, not answered from the record: the file is gone
     const fresh = callMsg(xid1 + 100, 100003, 3, 12, removeArgs, { cred });
     assert.equal(status(await raw2.call(fresh)), 2, 'a new REMOVE of the removed file: NOENT');
