@@ -128,6 +128,7 @@ export async function startClusterNode(config: HanfsConfig, opts: { log?: Logger
       get appliedIndex() {
         return raft?.appliedIndex ?? 0;
       },
+      readIndex: () => raft.readIndex(),
     },
     () => failure !== undefined,
   );

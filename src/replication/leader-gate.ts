@@ -18,6 +18,8 @@ export interface LeaseSource {
   leaseValidUntilMs(): number;
   /** last entry applied to the state machine */
   readonly appliedIndex: number;
+  /** ReadIndex: resolves once a quorum confirmed this leader and the read index is applied */
+  readIndex(): Promise<number>;
 }
 
 export class LeaderGate {
@@ -60,5 +62,17 @@ export class LeaderGate {
   /** may a call be answered now? */
   serving(now = performance.now()): boolean {
     return this.caughtUp && this.raft.leaseValidUntilMs() > now;
+  }
+
+  /**
+   * For a leader whose lease is not valid now (ReadIndex where the lease is not valid): a quorum
+   * round confirms it still leads, and everything committed before the call is applied. Rejects on a
+   * node that is not the caught-up leader, or when the round fails (leadership lost).
+   */
+  async confirm(): Promise<void> {
+    if (!this.caughtUp) throw new Error('not the serving leader');
+    const term = this.term;
+    await this.raft.readIndex();
+    if (!this.caughtUp || this.term !== term) throw new Error('leadership changed');
   }
 }

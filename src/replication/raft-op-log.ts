@@ -18,7 +18,12 @@ export interface Proposer {
 }
 
 export interface ServingGate {
+  /** answer from local state now (leader, caught up, lease valid) */
   serving(): boolean;
+  /** leader with its first entry of the term applied: may propose (the commit confirms leadership) */
+  readonly caughtUp: boolean;
+  /** confirm leadership with a quorum round (no valid lease) */
+  confirm(): Promise<void>;
 }
 
 export class RaftOpLog implements OpLog {
@@ -32,7 +37,7 @@ export class RaftOpLog implements OpLog {
   ) {}
 
   async submit(op: StoreOp, requestKey?: Uint8Array): Promise<OpResult> {
-    if (!this.gate.serving()) throw new DropCall('not the serving leader');
+    if (!this.gate.caughtUp) throw new DropCall('not the serving leader');
     let data: Uint8Array;
     try {
       data = encodeEntry({ kind: 'op', op, requestKey });
@@ -56,6 +61,11 @@ export class RaftOpLog implements OpLog {
 
   /** Every op answered so far is committed on a majority; COMMIT only checks that we still serve. */
   async commitBarrier(): Promise<void> {
-    if (!this.gate.serving()) throw new DropCall('not the serving leader');
+    if (this.gate.serving()) return;
+    try {
+      await this.gate.confirm();
+    } catch (e) {
+      throw new DropCall((e as Error).message);
+    }
   }
 }

@@ -79,6 +79,15 @@ function fixtureEntries(): LogCommand[] {
   entries.push({ kind: 'op', op: fixtureOps()[0], requestKey: new Uint8Array(255).fill(7) });
   entries.push({ kind: 'config', config: CONFIG });
   entries.push({ kind: 'config', config: { ...CONFIG, capacityBytes: 0, maxFiles: MAX64, exports: [] } });
+  entries.push({
+    kind: 'members',
+    members: [
+      { id: 1, peer: '10.0.0.1:7001', snapshot: '10.0.0.1:7002', admin: '127.0.0.1:9464' },
+      { id: 65535, peer: '[::1]:7001', snapshot: '[::1]:7002', admin: '' },
+    ],
+  });
+  entries.push({ kind: 'members', members: [] });
+  entries.push({ kind: 'verify' });
   return entries;
 }
 

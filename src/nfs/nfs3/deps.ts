@@ -43,7 +43,12 @@ export interface Nfs3Deps<E extends ExportRef = ExportConfig> {
   /** time stamp for mutations; default the wall clock */
   now?: () => Time;
   /** a cluster: calls are answered only while this says so (the serving leader), dropped otherwise */
-  gate?: { serving(): boolean };
+  gate?: {
+    serving(): boolean;
+    /** the leader's lease is not valid (yet) but it may still lead: resolves once a quorum confirmed
+     * its leadership and it applied everything committed before (ReadIndex); rejects if it cannot */
+    confirm?(): Promise<void>;
+  };
   /** name non-idempotent calls (ctx.requestKey) for a replicated duplicate request record */
   requestKeys?: boolean;
 }

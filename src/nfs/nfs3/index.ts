@@ -109,7 +109,16 @@ export function createNfs3Program<E extends ExportRef = ExportConfig>(deps: Nfs3
     if (!handler) return PROC_UNAVAIL;
     // a node that is not the serving leader (or no longer is) answers nothing: the client retransmits
     // to whoever holds the service address
-    if (deps.gate && !deps.gate.serving()) return DROP;
+    if (deps.gate && !deps.gate.serving()) {
+      // a leader without a valid lease (just elected, or a heartbeat round late) confirms its
+      // leadership with a quorum round first (ReadIndex); anyone else answers nothing
+      if (!deps.gate.confirm) return DROP;
+      try {
+        await deps.gate.confirm();
+      } catch {
+        return DROP;
+      }
+    }
     if (deps.requestKeys && NFS3_NON_IDEMPOTENT.has(proc)) ctx.requestKey = requestKeyOf(ctx, args);
     const req = decoder.decode(args, proc);
     if (req === undefined) return GARBAGE;
