@@ -224,9 +224,9 @@ export class RaftNode {
     });
     try {
       const st = this.storage;
-      if (!st.snapshot() && st.lastIndex() === 0 && st.hardState().term === 0) {
+      if (isEmptyStorage(st)) {
         const voters = o.bootstrapVoters ?? [...peers.keys()].sort((a, b) => a - b);
-        await st.saveSnapshot({ meta: { index: 0, term: 0, conf: { voters, learners: [], votersOutgoing: [] } }, data: new Uint8Array(0) });
+        await bootstrapStorage(st, voters);
         this.log.info({ voters }, 'raft: bootstrapped a new member');
       }
       const snap = st.snapshot();
@@ -687,6 +687,28 @@ export class RaftNode {
     }
     this.reads.clear();
     this.waitingReads = [];
+  }
+}
+
+function isEmptyStorage(st: LogStorage): boolean {
+  return !st.snapshot() && st.lastIndex() === 0 && st.hardState().term === 0;
+}
+
+async function bootstrapStorage(st: LogStorage, voters: NodeId[]): Promise<void> {
+  await st.saveSnapshot({ meta: { index: 0, term: 0, conf: { voters, learners: [], votersOutgoing: [] } }, data: new Uint8Array(0) });
+}
+
+/**
+ * `hanfs cluster init`: write the initial membership into an empty Raft directory (the node then
+ * starts as a voter of `voters`). Refuses a directory that already holds a log or a membership.
+ */
+export async function bootstrapRaftDir(dir: string, voters: NodeId[]): Promise<void> {
+  const st = await LogStorage.open({ dir });
+  try {
+    if (!isEmptyStorage(st)) throw new Error(`${dir} already holds a Raft log or membership`);
+    await bootstrapStorage(st, [...voters].sort((a, b) => a - b));
+  } finally {
+    await st.close();
   }
 }
 

@@ -3,6 +3,7 @@
  * endpoints (cluster-admin.ts). The nodes are named by the config file's members (their `admin`
  * addresses) or by --admin HOST:PORT,... .
  *
+ *   hanfs cluster init --config F   bootstrap this node's Raft directory (voters = the members)
  *   hanfs cluster status [--config F | --admin A,B,C] [--json]
  *   hanfs cluster transfer-leader --to N [...]
  *   hanfs cluster add --id N --peer H:P [--snapshot H:P] [--node-admin H:P] [...]
@@ -117,9 +118,26 @@ function fmtStatus(rows: { t: Target; s?: Record<string, unknown>; err?: string 
   return lines.join('\n');
 }
 
+/** `hanfs cluster init --config F`: bootstrap this node's empty Raft directory with the configured
+ * members as the voters (explicitly, instead of at first start with "bootstrap": "init"). */
+async function initCommand(args: Map<string, string>): Promise<number> {
+  const file = args.get('config');
+  if (!file) throw new ConfigError('hanfs cluster init --config FILE');
+  const cfg = loadConfigFile(file);
+  if (!cfg.cluster) throw new ConfigError(`${file}: no cluster section`);
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { bootstrapRaftDir } = require('../raft/raft-node') as typeof import('../raft/raft-node');
+  const voters = cfg.cluster.members.map((m) => m.id);
+  const dir = require('node:path').join(cfg.dataDir, 'raft') as string;
+  await bootstrapRaftDir(dir, voters);
+  process.stdout.write(`node ${cfg.cluster.nodeId}: ${dir} bootstrapped with voters ${voters.join(', ')} (cluster ${cfg.cluster.clusterId})\n`);
+  return 0;
+}
+
 export async function clusterCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   const args = parseArgs(rest);
+  if (sub === 'init') return initCommand(args);
   const ts = targets(args);
   switch (sub) {
     case 'status': {
@@ -148,7 +166,7 @@ export async function clusterCommand(argv: string[]): Promise<number> {
       return r.code === 200 ? 0 : 1;
     }
     default:
-      throw new ConfigError('hanfs cluster status|transfer-leader|add|remove (see docs/operations.md)');
+      throw new ConfigError('hanfs cluster init|status|transfer-leader|add|remove (see docs/operations.md)');
   }
 }
 
