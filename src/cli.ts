@@ -12,7 +12,7 @@ const USAGE = `usage:
   hanfs serve [--config FILE] [--data-dir DIR] [--listen HOST] [--nfs-port N] [--mount-port N]
               [--portmap-port N] [--admin HOST:PORT] [--export PATH]... [--log-level LEVEL]
   hanfs local-cluster            a 3-node cluster on loopback, data in ./data/node1..3 (npm start)
-  hanfs cluster init --config FILE
+  hanfs cluster init --config FILE | join --config FILE (run for a new node: ask the cluster to add it)
   hanfs cluster status|transfer-leader --to N|add --id N --peer H:P|remove --id N
                 [--config FILE | --admin H:P,...] [--json]
   hanfs verify [--config FILE | --admin H:P,...]   compare every replica's store at one log index

@@ -6,6 +6,7 @@
  *   hanfs cluster init --config F   bootstrap this node's Raft directory (voters = the members)
  *   hanfs cluster status [--config F | --admin A,B,C] [--json]
  *   hanfs cluster transfer-leader --to N [...]
+ *   hanfs cluster join --config F   (the new node's config) ask the cluster to add this node
  *   hanfs cluster add --id N --peer H:P [--snapshot H:P] [--node-admin H:P] [...]
  *   hanfs cluster remove --id N [...]
  *   hanfs verify [...]           compare a digest of every replica's store at one log index
@@ -134,10 +135,29 @@ async function initCommand(args: Map<string, string>): Promise<number> {
   return 0;
 }
 
+/** `hanfs cluster join --config F`, run for the new node: asks the cluster (the other members' admin
+ * endpoints in F) to add this node with the addresses F gives it. */
+async function joinCommand(args: Map<string, string>): Promise<number> {
+  const file = args.get('config');
+  if (!file) throw new ConfigError('hanfs cluster join --config FILE (the new node\'s config)');
+  const cfg = loadConfigFile(file);
+  if (!cfg.cluster) throw new ConfigError(`${file}: no cluster section`);
+  const self = cfg.cluster.members.find((m) => m.id === cfg.cluster!.nodeId)!;
+  const others = cfg.cluster.members.filter((m) => m.id !== self.id && m.admin).map((m) => ({ id: m.id, host: m.admin!.host, port: m.admin!.port }));
+  if (others.length === 0) throw new ConfigError(`${file}: no other member with an admin address to ask`);
+  const hp = (a: { host: string; port: number }) => `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
+  const q = new URLSearchParams({ id: String(self.id), peer: hp(self.peer), snapshot: hp(self.snapshot) });
+  if (self.admin) q.set('admin', hp(self.admin));
+  const r = await request(await leaderOf(others), 'POST', `/cluster/add?${q}`, 3_700_000);
+  process.stdout.write(`${JSON.stringify(r.body)}\n`);
+  return r.code === 200 ? 0 : 1;
+}
+
 export async function clusterCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   const args = parseArgs(rest);
   if (sub === 'init') return initCommand(args);
+  if (sub === 'join') return joinCommand(args);
   const ts = targets(args);
   switch (sub) {
     case 'status': {
@@ -166,7 +186,7 @@ export async function clusterCommand(argv: string[]): Promise<number> {
       return r.code === 200 ? 0 : 1;
     }
     default:
-      throw new ConfigError('hanfs cluster init|status|transfer-leader|add|remove (see docs/operations.md)');
+      throw new ConfigError('hanfs cluster init|join|status|transfer-leader|add|remove (see docs/operations.md)');
   }
 }
 

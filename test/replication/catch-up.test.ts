@@ -62,7 +62,7 @@ describe('cluster: catch-up from a store snapshot, and a new member', function (
     cl.close();
   });
 
-  it('a new node joins with `hanfs cluster add` while a writer runs, catches up, becomes a voter; replicas identical', async () => {
+  it('a new node joins (`hanfs cluster join`) while a writer runs, catches up, becomes a voter; replicas identical', async () => {
     const cl = await FailoverClient.connect(c);
     // node 4: its own config (bootstrap "join"), members as the cluster knows them plus itself
     const [peer, snap, admin] = await freePorts(3);
@@ -86,9 +86,8 @@ describe('cluster: catch-up from a store snapshot, and a new member', function (
         written++;
       }
     })();
-    const add = await run(process.execPath, [CLI, 'cluster', 'add', '--id', '4', '--peer', me.peer, '--snapshot', me.snapshot, '--node-admin', me.admin, '--admin', c.adminList], {
-      timeoutMs: 240_000,
-    });
+    // `join`, run for the new node, asks the members its config names to add it
+    const add = await run(process.execPath, [CLI, 'cluster', 'join', '--config', node4.configPath], { timeoutMs: 240_000 });
     stop = true;
     await writer;
     assert.equal(add.code, 0, `cluster add: ${add.stdout}${add.stderr}`);

@@ -48,7 +48,7 @@ describe('cluster: SIGKILL of the leader while clients write', function () {
     await c?.destroy(failed);
   });
 
-  it('FILE_SYNC and UNSTABLE+COMMIT writers: 3 leader kills (and restarts), every acknowledged stable byte is there', async () => {
+  it('FILE_SYNC and UNSTABLE+COMMIT writers: 3 leader kills and a follower kill (each restarted), every acknowledged stable byte is there', async () => {
     const cl = await FailoverClient.connect(c);
     const cl2 = await FailoverClient.connect(c);
     const syncFh = await createFile(cl, 'sync.bin');
@@ -109,6 +109,12 @@ describe('cluster: SIGKILL of the leader while clients write', function () {
       await sleep(500);
       c.spawn(c.node(leader));
     }
+    // a follower killed and restarted while the writers go on catches up from the log
+    const leaderNow = await c.servingLeader();
+    const follower = c.nodes.find((n) => n.id !== leaderNow)!;
+    await c.kill(follower.id, 'SIGKILL');
+    await sleep(1500);
+    c.spawn(follower);
     await sleep(1500);
     stop = true;
     await Promise.all([syncWriter, unstableWriter]);
