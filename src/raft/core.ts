@@ -349,6 +349,11 @@ export class RaftCore {
     return { meta: { index, term: t, conf: cloneConf(c) }, data };
   }
 
+  /** the only voter of the membership is this node (no other node can ever be elected) */
+  isSoleVoter(): boolean {
+    return this.conf.voters.length === 1 && this.conf.voters[0] === this.id && this.conf.votersOutgoing.length === 0;
+  }
+
   /** Leader lease end in ticks of this node's logical time (compare with status().now); 0 if none. */
   leaseValidUntil(): number {
     if (this.role !== Role.Leader || !this.cfg.checkQuorum || this.leaseVoided || this.leadTransferee !== NONE) return 0;
@@ -1192,7 +1197,7 @@ export class RaftCore {
       return;
     }
     const index = this.log.committed;
-    const onlySelf = this.conf.voters.length === 1 && this.conf.voters[0] === this.id && this.conf.votersOutgoing.length === 0;
+    const onlySelf = this.isSoleVoter();
     if (onlySelf || (this.leaseReads && this.now < this.leaseValidUntil())) {
       this.answerRead(from, ctx, index);
       return;

@@ -364,6 +364,9 @@ export class RaftNode {
    * 0 if this node holds no lease. */
   leaseValidUntilMs(): number {
     if (this.stopped) return 0;
+    // a sole voter leads for good: no other node can be elected, so no lease can run out (an event
+    // loop stall must not make it stop serving)
+    if (this.core.isSoleVoter() && this.core.role === Role.Leader) return Number.POSITIVE_INFINITY;
     const until = this.core.leaseValidUntil();
     if (!until) return 0;
     const sentTick = until - this.leaseTicks;
