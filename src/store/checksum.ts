@@ -29,6 +29,7 @@ import { promises as fsp } from 'node:fs';
 import { FileType } from './types';
 import { KEY_STATE, P_INODE, P_REQUEST, P_REQUEST_ORDER, cookieKey, decodeInode, decodeState, entryRange, inlineKey, writeU64BE } from './codec';
 import type { LevelBlockStore } from './block-store';
+import { nextStoredByte } from './sparse';
 
 export interface ChecksumOptions {
   /** refuse (reject) unless the store's applied index is exactly this */
@@ -80,12 +81,22 @@ const isZero = (b: Buffer): boolean => b.equals(ZEROS.subarray(0, b.length));
 /** Hash of logical file content: size, then (offset, bytes) of every non-zero CHUNK-aligned chunk,
  * each chunk min(CHUNK, size - offset) long. `fill(off, buf)` fills buf with the bytes at off (zeros
  * where there are none) and returns false once nothing at or after `off` is stored. */
-async function contentHash(size: number, stored: number, fill: (off: number, buf: Buffer, n: number) => Promise<void>): Promise<string> {
+async function contentHash(
+  size: number,
+  stored: number,
+  fill: (off: number, buf: Buffer, n: number) => Promise<void>,
+  /** the first stored byte at or after an offset (undefined: none): holes are skipped, not read */
+  nextStored: (off: number) => number | undefined = (off) => off,
+): Promise<string> {
   const h = createHash('sha256');
   h.update(u64(size));
   const end = Math.min(size, stored);
   const buf = Buffer.allocUnsafe(CHUNK);
   for (let off = 0; off < end; off += CHUNK) {
+    // a hole hashes like zeros, which are skipped anyway: go to the chunk of the next stored byte
+    const next = nextStored(off);
+    if (next === undefined || next >= end) break;
+    if (next >= off + CHUNK) off = Math.floor(next / CHUNK) * CHUNK;
     const len = Math.min(CHUNK, size - off);
     const have = Math.min(len, end - off);
     await fill(off, buf, have);
@@ -117,7 +128,7 @@ async function dataFileHash(file: string, size: number): Promise<string> {
         got += bytesRead;
       }
       buf.fill(0, got, n);
-    });
+    }, (off) => nextStoredByte(fh.fd, off));
   } finally {
     await fh.close();
   }
