@@ -53,7 +53,8 @@ async function serveClusterNode(config: import('./config').HanfsConfig): Promise
   process.stderr.write(
     `hanfs ${version()} cluster ${node.cluster.clusterId} node ${node.cluster.nodeId}: data in ${config.dataDir}, ` +
       `admin http://${node.admin.host}:${node.admin.port}/cluster/status\n` +
-      `  mount (whichever node leads serves it):  ${node.mountCommand}\n`,
+      `  mount (whichever node leads serves it):  ${node.mountCommand}\n` +
+      `  libnfs: ${node.libnfsUrl}\n`,
   );
   return node;
 }
