@@ -35,6 +35,8 @@ export interface NfsTarget {
   output(): string;
   url(exportPath?: string, extra?: string): string;
   stop(): Promise<void>;
+  /** the cluster, for a cluster target */
+  readonly cluster?: TestCluster;
 }
 
 export function e2eTargets(): TargetKind[] {
@@ -86,10 +88,13 @@ class DaemonTarget implements NfsTarget {
 class ClusterTarget implements NfsTarget {
   readonly kind = 'cluster';
   constructor(
-    readonly c: TestCluster,
+    readonly cluster: TestCluster,
     /** the node that served when the target was ready */
     readonly leader: number,
   ) {}
+  private get c(): TestCluster {
+    return this.cluster;
+  }
   get nfsPort(): number {
     return this.c.nfsPort;
   }
@@ -121,7 +126,7 @@ class ClusterTarget implements NfsTarget {
 
 export async function startTarget(kind: TargetKind, o: TargetOptions = {}): Promise<NfsTarget> {
   if (kind === 'daemon') return new DaemonTarget(await Daemon.start({ exports: o.exports, limits: o.limits, logLevel: o.logLevel }));
-  const c = await TestCluster.start({ nodes: 3, logLevel: o.logLevel ?? 'warn', exports: o.exports ?? [testExport()], limits: o.limits });
+  const c = await TestCluster.start({ nodes: 3, logLevel: o.logLevel ?? process.env.HANFS_TEST_CLUSTER_LOG_LEVEL ?? 'warn', exports: o.exports ?? [testExport()], limits: o.limits });
   try {
     const leader = await c.servingLeader(60_000);
     await waitForPort(c.nfsPort, 30_000);
