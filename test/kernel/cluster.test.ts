@@ -158,11 +158,11 @@ describe('Linux kernel NFSv3 client on a 3-node cluster while the leader is SIGK
       console.log(`      kill ${i + 1}: node ${k.node} SIGKILLed; another node served after ${k.electedMs} ms; client-visible stall ${stallsMs[i].toFixed(0)} ms`),
     );
 
+    const log = read('script.log');
+    assert.equal(r.code, 0, `guest exit ${r.code}\n${results || log.slice(-4000)}\n${r.stderr.slice(-2000)}`);
     assert.equal(killError, '', `killing leaders: ${killError}`);
     assert.equal(kills.length, KILLS, `only ${kills.length} of ${KILLS} kills happened while the guest ran`);
     assert.ok(killsDoneWhileGuestRan, 'the guest finished before all kills were done');
-    const log = read('script.log');
-    assert.equal(r.code, 0, `guest exit ${r.code}\n${results || log.slice(-4000)}\n${r.stderr.slice(-2000)}`);
     assert.match(results, /PASS mount/);
     assert.match(results, /PASS fio-round-1 /);
     assert.match(results, /PASS git-round-1 /);
