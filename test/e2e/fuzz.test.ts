@@ -3,7 +3,8 @@
  * unknown programs, bad credentials, bogus handles, bad names, giant fragment headers, slowloris
  * connections, connection floods). Each gets the correct RPC/NFS error or a closed connection; the
  * daemon stays up with bounded RSS, and a well-behaved client on another export keeps getting
- * correct answers throughout.
+ * correct answers throughout. Against the daemon and against a 3-node cluster, whose serving
+ * leader takes the hostile traffic and must keep serving (no failover) (test/support/target.ts).
  */
 import * as assert from 'node:assert/strict';
 import * as crypto from 'node:crypto';
@@ -23,7 +24,8 @@ import {
   type Fh,
   type RpcReply,
 } from '../../src/nfs/client';
-import { Daemon, testExport } from '../support/daemon';
+import { testExport } from '../support/daemon';
+import { e2eTargets, startTarget, type NfsTarget } from '../support/target';
 import { openSession, type Session } from '../support/nfs';
 import { authSysBody, callBody, frame, opaque, rawSocket, sendAndWait, str, u32, u64, waitSocketClosed } from '../support/rpc-raw';
 import { rng, sleep } from '../support/util';
@@ -43,9 +45,9 @@ function nfsStatus(r: RpcReply): number {
   return (r as { results: Uint8Array }).results.length >= 4 ? Buffer.from((r as { results: Uint8Array }).results).readUInt32BE(0) : -1;
 }
 
-describe('fuzzing and hostile clients', function () {
+for (const targetKind of e2eTargets()) describe(`fuzzing and hostile clients [${targetKind}]`, function () {
   this.timeout(10 * 60_000);
-  let d: Daemon;
+  let d: NfsTarget;
   let good: Session;
   let fz: Session;
   let sandbox: Fh;
@@ -67,7 +69,7 @@ describe('fuzzing and hostile clients', function () {
 
   before(async function () {
     this.timeout(60_000);
-    d = await Daemon.start({
+    d = await startTarget(targetKind, {
       exports: [testExport({ path: '/export', id: 1 }), testExport({ path: '/fuzz', id: 2 })],
       limits: {
         maxConnections: MAX_CONNECTIONS,
@@ -83,7 +85,7 @@ describe('fuzzing and hostile clients', function () {
     await fz.nfs.write(sandboxFile, 0, Buffer.alloc(5000, 7));
     rssTimer = setInterval(() => {
       try {
-        if (d.running) maxRss = Math.max(maxRss, d.rssBytes());
+        maxRss = Math.max(maxRss, d.rssBytes());
       } catch {
         /* process gone: caught by the liveness checks */
       }
@@ -120,8 +122,8 @@ describe('fuzzing and hostile clients', function () {
     await d?.stop();
   });
 
-  afterEach(function () {
-    assert.ok(d.running, `daemon died during "${this.currentTest?.title}"\n${d.output.slice(-3000)}`);
+  afterEach(async function () {
+    assert.ok(await d.alive(), `${targetKind === 'daemon' ? 'daemon died' : 'the serving leader died or lost the service address'} during "${this.currentTest?.title}"\n${d.output().slice(-3000)}`);
     assert.ok(maxRss < RSS_LIMIT, `daemon RSS reached ${(maxRss / 1048576).toFixed(1)} MiB`);
     assert.deepEqual(goodErrors, [], 'the well-behaved client saw errors');
   });
@@ -403,4 +405,19 @@ describe('fuzzing and hostile clients', function () {
     assert.ok(goodOps > 20, `the well-behaved client completed only ${goodOps} rounds`);
     console.log(`      well-behaved client: ${goodOps} rounds, no errors; max daemon RSS ${(maxRss / 1048576).toFixed(1)} MiB`);
   });
+
+  if (targetKind === 'cluster') {
+    // PENDING on a bug found here: a fuzzed WRITE at offset 2^40 leaves a sparse data file of 1 TiB;
+    // storeDigest (src/store/checksum.ts) reads every byte of it, and the `verify` entry holds every
+    // later apply on every replica meanwhile, so the whole cluster stops applying (NFS calls hang)
+    // for the length of a 1 TiB read. Enable once the digest skips holes (SEEK_DATA / extents).
+    it.skip('the replicas are identical after the hostile traffic (hanfs verify)', async () => {
+      const c = d.cluster!;
+      const st = await c.status(await c.servingLeader());
+      await c.waitApplied(st!.commit);
+      const v = await c.verify();
+      assert.equal(v.code, 0, `hanfs verify: ${v.stdout}${v.stderr}`);
+      assert.match(v.stdout, /replicas identical/);
+    });
+  }
 });

@@ -1,16 +1,17 @@
-/** Real libnfs clients (nfs-cp, nfs-ls, nfs-cat from libnfs-utils) against the real daemon. */
+/** Real libnfs clients (nfs-cp, nfs-ls, nfs-cat from libnfs-utils) against the real daemon, and
+ * against a 3-node cluster's service address (test/support/target.ts; HANFS_E2E_TARGETS). */
 import * as assert from 'node:assert/strict';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { expectOk } from '../../src/nfs/client';
-import { Daemon } from '../support/daemon';
 import { createFile, mkdir, openSession, type Session } from '../support/nfs';
+import { e2eTargets, startTarget, type NfsTarget } from '../support/target';
 import { commandExists, run, sha256, sha256File, tmpDir, rmrf } from '../support/util';
 
-describe('libnfs clients (nfs-cp, nfs-ls, nfs-cat)', function () {
+for (const kind of e2eTargets()) describe(`libnfs clients (nfs-cp, nfs-ls, nfs-cat) [${kind}]`, function () {
   this.timeout(120_000);
-  let d: Daemon;
+  let d: NfsTarget;
   let s: Session;
   let local: string;
 
@@ -18,7 +19,7 @@ describe('libnfs clients (nfs-cp, nfs-ls, nfs-cat)', function () {
     for (const c of ['nfs-cp', 'nfs-ls', 'nfs-cat']) {
       if (!commandExists(c)) throw new Error(`${c} missing: run scripts/install-test-deps.sh`);
     }
-    d = await Daemon.start();
+    d = await startTarget(kind);
     s = await openSession(d);
     local = tmpDir('libnfs');
   });
@@ -28,9 +29,9 @@ describe('libnfs clients (nfs-cp, nfs-ls, nfs-cat)', function () {
     if (local) rmrf(local);
   });
 
-  it('the daemon prints a libnfs URL that nfs-ls accepts', async function () {
+  it('the server prints a libnfs URL that nfs-ls accepts', async function () {
     const printed = d.printedLibnfsUrl();
-    assert.ok(printed, `no nfs:// URL in the start-up output:\n${d.output.slice(0, 2000)}`);
+    assert.ok(printed, `no nfs:// URL in the start-up output:\n${d.output().slice(0, 2000)}`);
     const r = await run('nfs-ls', [printed!], { timeoutMs: 30_000 });
     assert.equal(r.code, 0, `nfs-ls ${printed}: ${r.stderr}`);
   });
@@ -94,7 +95,7 @@ describe('libnfs clients (nfs-cp, nfs-ls, nfs-cat)', function () {
   });
 
   it('nfs-ls of an export the client network may not mount fails', async function () {
-    const d2 = await Daemon.start({ exports: [{ path: '/export', id: 1, clients: ['192.0.2.0/24'], readOnly: false, rootSquash: true, allSquash: false, anonUid: 65534, anonGid: 65534, allowAuthNone: false }] });
+    const d2 = await startTarget(kind, { exports: [{ path: '/export', id: 1, clients: ['192.0.2.0/24'], readOnly: false, rootSquash: true, allSquash: false, anonUid: 65534, anonGid: 65534, allowAuthNone: false }] });
     try {
       const r = await run('nfs-ls', [d2.url('/export')], { timeoutMs: 30_000 });
       assert.notEqual(r.code, 0, `nfs-ls succeeded on a denied export:\n${r.stdout}`);

@@ -1,26 +1,27 @@
 /**
  * Wire check: capture the daemon's traffic on lo with tshark, then let Wireshark's RPC/NFS/MOUNT
  * dissectors (decoding the test's non-standard ports as RPC) judge it: no malformed packet and no
- * expert error, and every NFSv3 procedure actually decoded in calls and replies.
+ * expert error, and every NFSv3 procedure actually decoded in calls and replies. Against the daemon
+ * and against a 3-node cluster (capturing its service address; test/support/target.ts).
  */
 import * as assert from 'node:assert/strict';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { Daemon } from '../support/daemon';
 import { openSession, pipelined, type Session } from '../support/nfs';
 import { expectOk } from '../../src/nfs/client';
 import { exerciseAllProcedures } from '../support/workload';
+import { e2eTargets, startTarget, type NfsTarget } from '../support/target';
 import { commandExists, run, sleep, tmpDir, rmrf } from '../support/util';
 
 // Wireshark adds a few tree layers per RPC PDU; a 64 KiB segment of pipelined calls exceeds the
 // default limit of 500 and is then reported as a "dissector bug", which is not the server's fault.
 const TREE = ['-o', 'gui.max_tree_depth:5000'];
 
-describe('tshark: the wire format as Wireshark decodes it', function () {
+for (const kind of e2eTargets()) describe(`tshark: the wire format as Wireshark decodes it [${kind}]`, function () {
   this.timeout(180_000);
-  let d: Daemon;
+  let d: NfsTarget;
   let s: Session;
   let work: string;
   let cap: string;
@@ -28,7 +29,7 @@ describe('tshark: the wire format as Wireshark decodes it', function () {
 
   before(async function () {
     if (!commandExists('tshark')) throw new Error('tshark missing: run scripts/install-test-deps.sh');
-    d = await Daemon.start();
+    d = await startTarget(kind);
     work = tmpDir('tshark');
     cap = path.join(work, 'nfs.pcapng');
   });

@@ -9,7 +9,8 @@ import * as http from 'node:http';
 import * as path from 'node:path';
 import { MountClient, Nfs3Client, RpcConnection } from '../../src/nfs/client';
 import { CLI, freePorts, rmrf, run, sleep, tmpDir, type RunResult } from './util';
-import { testExport } from './daemon';
+import type { Limits } from '../../src/config';
+import { testExport, type TestExport } from './daemon';
 
 const live = new Set<ChildProcess>();
 process.on('exit', () => {
@@ -38,11 +39,17 @@ export interface ClusterOptions {
   electionTicks?: number;
   snapshotEntries?: number;
   catchUpEntries?: number;
+  /** exports of every node (default: one /export for 127.0.0.0/8, root not squashed) */
+  exports?: TestExport[];
+  /** limits over the cluster's defaults, for every node */
+  limits?: Partial<Limits>;
 }
 
 export class ClusterNode {
   child: ChildProcess | null = null;
   starts = 0;
+  /** what the node printed on stdout+stderr in its current run (first 256 KiB) */
+  output = '';
   constructor(
     readonly id: number,
     readonly dir: string,
@@ -88,8 +95,8 @@ export class TestCluster {
         dataDir: path.join(dir, 'data'),
         listen: { host: '127.0.0.1', nfsPort, mountPort, portmapPort: 0 },
         admin: { host: '127.0.0.1', port: ports[2 + 3 * (i - 1) + 2] },
-        exports: [testExport()],
-        limits: { maxRecordBytes: 4 * 1024 * 1024 + 65536, drcMaxEntries: 4096 },
+        exports: o.exports ?? [testExport()],
+        limits: { maxRecordBytes: 4 * 1024 * 1024 + 65536, drcMaxEntries: 4096, ...o.limits },
         log: { level: o.logLevel ?? 'info' },
         cluster: {
           nodeId: i,
@@ -130,13 +137,32 @@ export class TestCluster {
   spawn(node: ClusterNode): void {
     if (node.running) throw new Error(`node ${node.id} already running`);
     node.starts++;
+    node.output = '';
     const log = fs.createWriteStream(node.logFile);
     const child = spawn(process.execPath, [CLI, 'serve', '--config', node.configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
     node.child = child;
     live.add(child);
-    child.stdout!.pipe(log);
-    child.stderr!.pipe(log);
-    child.once('exit', () => live.delete(child));
+    const onData = (d: Buffer) => {
+      log.write(d);
+      if (node.output.length < 256 * 1024) node.output += d.toString();
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('exit', () => {
+      live.delete(child);
+      log.end();
+    });
+  }
+
+  /** the mount command line node `id` printed at start-up (waits up to timeoutMs for it) */
+  async printedMountCommand(id = 1, timeoutMs = 30_000): Promise<string | undefined> {
+    const node = this.node(id);
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      const m = /mount\s+(?:-t\s+nfs\s+)?-o\s+\S+\s+\S+:\S+\s+\S+/.exec(node.output);
+      if (m || Date.now() > until || !node.running) return m?.[0];
+      await sleep(50);
+    }
   }
 
   /** SIGKILL (or another signal) a node by its PID and wait until it is gone. */

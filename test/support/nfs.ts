@@ -9,7 +9,6 @@ import {
   type Credential,
   type Fh,
 } from '../../src/nfs/client';
-import type { Daemon } from './daemon';
 
 export interface Session {
   mount: MountClient;
@@ -18,7 +17,8 @@ export interface Session {
   close(): void;
 }
 
-export async function openSession(d: Daemon, exportPath = '/export', cred?: Credential, timeoutMs = 30_000): Promise<Session> {
+/** MNT and an NFS connection on a daemon's or a cluster's service ports */
+export async function openSession(d: { nfsPort: number; mountPort: number }, exportPath = '/export', cred?: Credential, timeoutMs = 30_000): Promise<Session> {
   const mount = await MountClient.connect({ port: d.mountPort, timeoutMs });
   const root = await mount.mntOrThrow(exportPath);
   const nfs = await Nfs3Client.connect({ port: d.nfsPort, timeoutMs, cred });
