@@ -26,9 +26,12 @@ export type BugMode =
   | 'store-skip-op'
   /** store mode: ops are applied without their request key (no duplicate-request record: a resent
    * request that was committed twice executes twice) */
-  | 'store-no-dedup';
+  | 'store-no-dedup'
+  /** store mode: at start-up, recover (redo) the store before checking it against the durable Raft
+   * snapshot — RaftNode.init's order before F4 was fixed */
+  | 'store-recover-first';
 
-export const BUG_MODES: BugMode[] = ['none', 'send-before-persist', 'apply-uncommitted', 'ack-before-commit', 'store-skip-op', 'store-no-dedup'];
+export const BUG_MODES: BugMode[] = ['none', 'send-before-persist', 'apply-uncommitted', 'ack-before-commit', 'store-skip-op', 'store-no-dedup', 'store-recover-first'];
 
 export type ClientRequest =
   | { kind: 'write'; client: number; seq: number; cmd: KvCommand }
@@ -109,7 +112,7 @@ export class SimNode {
   /** start (first boot or restart) from the durable storage */
   start(): void {
     const snap = this.storage.snapshot();
-    this.sm = snap && snap.meta.index > 0 ? KvStateMachine.restore(snap.data) : new KvStateMachine(snap?.meta.conf ?? this.bootConf);
+    this.sm = snap && snap.meta.index > 0 ? this.smFromSnapshot(snap.data) : new KvStateMachine(snap?.meta.conf ?? this.bootConf);
     this.core = this.guard(() =>
       createCore(this.host.raftConfig(this.id), this.storage, { hardState: this.storage.hardState(), applied: this.sm.appliedIndex, leaseReads: this.host.leaseReads }),
     );
@@ -289,6 +292,11 @@ export class SimNode {
     this.serveReads();
     this.guard(() => this.core!.advance(rd));
     this.maybeSnapshot();
+  }
+
+  /** the harness state machine kept in a snapshot's data */
+  protected smFromSnapshot(data: Uint8Array): KvStateMachine {
+    return KvStateMachine.restore(data);
   }
 
   /** store mode (StoreSimNode): Readies complete through completeAsync, run by host.defer */

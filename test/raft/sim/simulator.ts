@@ -259,9 +259,9 @@ class Simulation implements NodeHost, ClientHost, StoreNodeHost {
     this.tailMax = o.tail ?? 60;
     const drawn = drawParams(this.rng, o.faultScale ?? 1);
     if (o.store) {
-      // the replicated store's snapshot is a store stream (catch-up.ts): not simulated, so no Raft
-      // snapshots (joining nodes still get the bootstrap one at index 0); checkpoints instead
-      drawn.snapshotEvery = Infinity;
+      // a store snapshot stream is ~20 KB: in 64-byte chunks a transfer outlasts the snapshot interval
+      // (the KV mode covers tiny chunks)
+      drawn.snapshotChunkBytes = Math.max(drawn.snapshotChunkBytes, 4096);
       drawn.checkpointEvery = this.rng.pick([3, 10, 40]);
     }
     this.p = { ...drawn, ...(o.set ?? {}) };
@@ -291,6 +291,14 @@ class Simulation implements NodeHost, ClientHost, StoreNodeHost {
       this.violation('store-divergence', `n${node}'s store at applied index ${index} has digest ${sum.slice(0, 16)}, n${seen.node}'s had ${seen.sum.slice(0, 16)}`);
     }
     this.trace(`n${node} store checkpoint at ${index}: digest ${sum.slice(0, 12)}`);
+  }
+  crashDuringRestore(node: number): boolean {
+    const n = this.nodes.get(node);
+    if (!n || this.phase !== 'main' || this.p.crashP === 0 || !this.rng.chance(0.3)) return false;
+    this.trace(`n${node} crashes while restoring its store from a snapshot`);
+    n.crash();
+    this.after(this.rng.range(1, this.p.downMax) * TICK, `restart n${node}`, () => this.restart(n));
+    return true;
   }
   storeOpened(s: LevelBlockStore): void {
     this.openStores.add(s);

@@ -26,6 +26,8 @@
  * snapshots); entries the store already applied are replays that change nothing.
  */
 import { promises as fsp } from 'node:fs';
+import { Readable, Writable } from 'node:stream';
+import { restoreSnapshot, writeSnapshot } from '../../../src/store/snapshot';
 import { EntryType, type ConfState, type Ready } from '../../../src/raft/types';
 import { openStore, ROOT_ID, type LevelBlockStore } from '../../../src/store/block-store';
 import { Nfs3Status, type OpResult, type StoreOp, type StoreOptions, type Time } from '../../../src/store/types';
@@ -56,6 +58,9 @@ export interface StoreNodeHost extends NodeHost {
   observeDigest(node: number, index: number, checksum: string): void;
   storeOpened(s: LevelBlockStore): void;
   storeClosed(s: LevelBlockStore): void;
+  /** a fault: crash `node` now, in the middle of replacing its store by a leader's snapshot (the
+   * Raft snapshot is durable, the store not yet restored); true if it did */
+  crashDuringRestore(node: number): boolean;
   /** op time for an op proposed now */
   opTime(): Time;
 }
@@ -80,6 +85,44 @@ export async function crashStore(store: LevelBlockStore): Promise<void> {
   s.closed = true;
   await store.data.closeAll();
   await s.db.close();
+}
+
+/**
+ * A Raft snapshot's data in store mode: the harness state (chain, membership), the request ids this
+ * node's history executed (index of each), and the store itself as a snapshot stream
+ * (src/store/snapshot.ts writeSnapshot). The real cluster puts a descriptor in the Raft snapshot and
+ * streams the store beside Raft (catch-up.ts); the sim carries the stream inside the Raft snapshot, so
+ * it travels through the core's chunked snapshot messages and the wire codec.
+ */
+export function encodeStoreSnapshot(sm: Uint8Array, executed: [string, number][], stream: Buffer): Uint8Array {
+  const ex = Buffer.from(JSON.stringify(executed));
+  const h = Buffer.alloc(8);
+  h.writeUInt32BE(sm.length, 0);
+  h.writeUInt32BE(ex.length, 4);
+  return Buffer.concat([h, Buffer.from(sm), ex, stream]);
+}
+
+export function decodeStoreSnapshot(data: Uint8Array): { sm: Uint8Array; executed: [string, number][]; stream: Buffer } {
+  const b = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  const a = b.readUInt32BE(0), e = b.readUInt32BE(4);
+  return {
+    sm: b.subarray(8, 8 + a),
+    executed: JSON.parse(b.subarray(8 + a, 8 + a + e).toString()) as [string, number][],
+    stream: b.subarray(8 + a + e),
+  };
+}
+
+/** the store as one snapshot stream, in memory */
+async function streamStore(store: LevelBlockStore): Promise<{ index: number; bytes: Buffer }> {
+  const parts: Buffer[] = [];
+  const out = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      parts.push(Buffer.from(chunk));
+      cb();
+    },
+  });
+  const r = await writeSnapshot(store, out);
+  return { index: r.index, bytes: Buffer.concat(parts) };
 }
 
 export class StoreSimNode extends SimNode {
@@ -118,14 +161,24 @@ export class StoreSimNode extends SimNode {
       this.shost.storeOpened(store);
       if (store.appliedIndex === 0) this.executedAt.clear();
       const ssm = new StoreStateMachine(store, { nodeId: this.id });
-      if (store.needsRedo) {
+      // as RaftNode.init: a store behind the durable Raft snapshot (a restore from the leader that a
+      // crash interrupted) is replaced from it without recovering first: the log entries the redo
+      // would need went with the snapshot (finding F4; bug mode store-recover-first keeps the old order)
+      const snap = this.storage.snapshot();
+      const behind = snap !== undefined && snap.meta.index > 0 && store.appliedIndex < snap.meta.index;
+      if (store.needsRedo && (!behind || this.host.bug === 'store-recover-first')) {
         const from = store.durableIndex + 1, to = store.appliedIndex;
         // the log is never compacted in store mode: (durableIndex, appliedIndex] is in the durable log
         await ssm.recover((lo, hi) => this.storage.entries(lo, hi, Number.POSITIVE_INFINITY));
         this.redos++;
         this.host.trace(`n${this.id} store redo ${from}..${to}`);
       }
-      this.ssm = ssm;
+      if (snap && behind) {
+        this.ssm = ssm;
+        await this.installStore(snap.data, snap.meta.index);
+        this.host.trace(`n${this.id} store restored from the local snapshot ${snap.meta.index}`);
+      }
+      this.ssm ??= ssm;
       this.starting = false;
       this.host.trace(`n${this.id} store open applied ${store.appliedIndex} durable ${store.durableIndex}`);
       super.start();
@@ -155,6 +208,58 @@ export class StoreSimNode extends SimNode {
     }
   }
 
+  protected override smFromSnapshot(data: Uint8Array): KvStateMachine {
+    return KvStateMachine.restore(decodeStoreSnapshot(data).sm);
+  }
+
+  /** replace this node's store by the one in a snapshot's data (closed, restored, reopened) */
+  private async installStore(data: Uint8Array, index: number): Promise<void> {
+    const d = decodeStoreSnapshot(data);
+    const old = this.ssm!.store;
+    await old.close();
+    this.shost.storeClosed(old);
+    this.ssm = undefined;
+    const dir = this.shost.storeDir(this.id);
+    const r = await restoreSnapshot(dir, Readable.from([d.stream]));
+    const store = await openStore(dir, SIM_STORE_OPTIONS);
+    this.shost.storeOpened(store);
+    this.ssm = new StoreStateMachine(store, { nodeId: this.id });
+    if (r.index > index || store.appliedIndex !== r.index || store.needsRedo) {
+      this.host.violation('snapshot', `n${this.id}: store restored from snapshot ${index} is at ${store.appliedIndex} (stream ${r.index}, redo ${store.needsRedo})`);
+    }
+    this.executedAt.clear();
+    for (const [id, at] of d.executed) this.executedAt.set(id, at);
+  }
+
+  /** every snapshotEvery applied indexes: checkpoint the store, stream it into a Raft snapshot, compact */
+  private async maybeSnapshotStore(): Promise<void> {
+    const every = this.host.snapshotEvery();
+    const applied = this.sm.appliedIndex;
+    if (!Number.isFinite(every) || applied - this.storage.snapshotIndex() < every) return;
+    const store = this.store!;
+    // the store must hold exactly the state at `applied` (not ahead: replaying after a restart)
+    if (store.appliedIndex > applied) return;
+    if (this.storage.hasPending() || this.storage.term(applied) !== this.sm.appliedTerm) return;
+    // the log is compacted only up to the store's durable index (as RaftNode: compactableIndex();
+    // redo reads from durableIndex + 1), and the snapshot holds the harness state at `applied`: so
+    // only when the store's last op is the last applied entry (not a noop / membership entry)
+    if (store.appliedIndex !== applied) return;
+    if (store.durableIndex < store.appliedIndex) {
+      await store.checkpoint();
+      this.checkpoints++;
+    }
+    const { bytes } = await streamStore(store);
+    const executed = [...this.executedAt].filter(([, at]) => at <= applied);
+    const data = encodeStoreSnapshot(this.sm.serialize(), executed, bytes);
+    const snap = this.guard(() => this.core!.compact(applied, data, this.sm.conf, this.sm.appliedTerm));
+    if (snap.meta.index !== applied || snap.meta.term !== this.sm.appliedTerm) {
+      this.host.violation('snapshot', `n${this.id} compact(${applied}) gave meta ${JSON.stringify(snap.meta)}`);
+    }
+    this.storage.createSnapshot(snap);
+    this.snapshotsMade++;
+    this.host.trace(`n${this.id} snapshot at ${applied} (store stream ${bytes.length} bytes)`);
+  }
+
   protected override encodeWrite(req: ClientRequest & { kind: 'write' }): Uint8Array {
     const c = req.cmd;
     const base = { time: this.shost.opTime(), cred: ROOT_CRED };
@@ -176,11 +281,20 @@ export class StoreSimNode extends SimNode {
     const epoch = this.epoch;
     if (rd.snapshot) {
       const s = rd.snapshot;
-      // store mode takes no Raft snapshots: only the bootstrap one (index 0) reaches a joining node
-      if (s.meta.index !== 0 || this.sm.appliedIndex !== 0 || this.store!.appliedIndex !== 0) {
-        this.host.violation('harness', `n${this.id}: store mode got snapshot ${s.meta.index} (sm ${this.sm.appliedIndex}, store ${this.store!.appliedIndex})`);
+      if (s.meta.index === 0) {
+        // the bootstrap snapshot of a joining node: its store is new and empty
+        if (this.sm.appliedIndex !== 0 || this.store!.appliedIndex !== 0) {
+          this.host.violation('harness', `n${this.id}: bootstrap snapshot over sm ${this.sm.appliedIndex}, store ${this.store!.appliedIndex}`);
+        }
+        this.sm = new KvStateMachine(s.meta.conf);
+      } else {
+        if (this.shost.crashDuringRestore(this.id)) return;
+        await this.installStore(s.data, s.meta.index);
+        this.sm = this.smFromSnapshot(s.data);
+        if (this.sm.appliedIndex !== s.meta.index) {
+          this.host.violation('snapshot', `n${this.id} snapshot meta index ${s.meta.index} but its state is at ${this.sm.appliedIndex}`);
+        }
       }
-      this.sm = new KvStateMachine(s.meta.conf);
       this.snapshotsInstalled++;
       this.host.trace(`n${this.id} install snapshot ${s.meta.index}/${s.meta.term}`);
       this.host.observeSnapshotInstalled(this.id, s.meta.index, this.sm.chain);
@@ -223,6 +337,7 @@ export class StoreSimNode extends SimNode {
       this.checkpoints++;
       this.shost.observeDigest(this.id, store.appliedIndex, await this.digest());
     }
+    await this.maybeSnapshotStore();
   }
 
   async digest(): Promise<string> {

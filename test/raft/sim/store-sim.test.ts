@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import { BugMode } from './node';
 import { runSimulationStore, SimOptions, SimResult } from './simulator';
 
-const SEEDS = Number(process.env.STORE_SIM_SEEDS ?? 24);
+const SEEDS = Number(process.env.STORE_SIM_SEEDS ?? 40);
 const TICKS = Number(process.env.STORE_SIM_TICKS ?? 150);
 const FIRST = Number(process.env.STORE_SIM_SEED ?? 1);
 
@@ -38,29 +38,31 @@ describe('raft simulation: store mode (the real block store as the state machine
     assert.deepEqual(storeDirsLeft().filter((d) => !before.has(d)), [], 'the run removed its store directories');
   });
 
-  it(`${SEEDS} seeds of ${TICKS} ticks from ${FIRST} (crashes with redo, partitions, membership) hold every invariant`, async () => {
+  it(`${SEEDS} seeds of ${TICKS} ticks from ${FIRST} (crashes with redo, partitions, membership, store snapshots) hold every invariant`, async () => {
     const failures: string[] = [];
-    let acked = 0, redos = 0, digests = 0, crashes = 0;
+    let acked = 0, redos = 0, digests = 0, crashes = 0, snaps = 0;
     for (let s = FIRST; s < FIRST + SEEDS; s++) {
       const r = await runSimulationStore({ seed: s, nodes: s % 2 === 0 ? 3 : 5, ticks: TICKS });
       acked += r.stats.acked;
       redos += r.stats.redos;
       digests += r.stats.digests;
       crashes += r.stats.crashes;
+      snaps += r.stats.snapshotsInstalled;
       if (!r.ok) failures.push(summary(r));
     }
     assert.deepEqual(failures, []);
     assert.ok(acked > SEEDS * 5, `acked ${acked}`);
     assert.ok(crashes > 0 && redos > 0, `crashes ${crashes}, redo recoveries ${redos}: the seeds must exercise redo`);
     assert.ok(digests > SEEDS, `digests ${digests}`);
+    assert.ok(snaps > 0, 'no store snapshot was installed');
   });
 
   it('the same seed gives the same trace (store I/O timing does not leak into the run)', async () => {
-    const o: SimOptions = { seed: 11, nodes: 5, ticks: 120, set: { crashP: 0.05, crashMajorityOk: true } };
+    const o: SimOptions = { seed: 11, nodes: 5, ticks: 120, set: { crashP: 0.05, crashMajorityOk: true, snapshotEvery: 5, partitionP: 0.08 } };
     const a = await runSimulationStore(o);
     const b = await runSimulationStore(o);
     assert.ok(a.ok, summary(a));
-    assert.ok(a.stats.crashes > 0 && a.stats.redos > 0 && a.stats.acked > 0, JSON.stringify(a.stats));
+    assert.ok(a.stats.crashes > 0 && a.stats.redos > 0 && a.stats.acked > 0 && a.stats.snapshotsInstalled > 0, JSON.stringify(a.stats));
     assert.equal(a.traceHash, b.traceHash);
   });
 
@@ -77,6 +79,10 @@ describe('raft simulation: store mode (the real block store as the state machine
 
   it('a replica that skips one store op is caught by the store digest comparison', async () => {
     await caught('store-skip-op', ['store-divergence'], {}, 3);
+  });
+
+  it('start-up that recovers a store before restoring it from the newer durable snapshot (RaftNode before F4) is caught', async () => {
+    await caught('store-recover-first', ['storage'], { set: { snapshotEvery: 5, crashP: 0.05, partitionP: 0.08, checkpointEvery: 40 } }, 6);
   });
 
   it('applying ops without their request key (a resent request executes twice) is caught', async () => {
