@@ -112,6 +112,7 @@ async function main(): Promise<void> {
   let linUnknown = 0;
   let digests = 0;
   let redos = 0;
+  let lost = 0;
   const failures: SimResult[] = [];
   const kinds = new Map<string, number>();
   for (let s = a.seed; s < a.seed + a.seeds; s++) {
@@ -139,6 +140,7 @@ async function main(): Promise<void> {
     snaps += r.stats.snapshotsInstalled;
     digests += r.stats.digests;
     redos += r.stats.redos;
+    lost += r.stats.lostBatches;
     if (r.stats.linearizability === 'unknown') linUnknown++;
     if (r.ok) {
       passed++;
@@ -162,7 +164,7 @@ async function main(): Promise<void> {
       `${(n / secs).toFixed(2)} seeds/s, ${Math.round(events / secs)} events/s, ${secs.toFixed(1)} s; ` +
       `${ops} client ops (${acked} acked writes), ${crashes} crashes, ${partitions} partitions, ${confChanges} conf changes, ` +
       `${snaps} snapshots installed, linearizability undecided in ${linUnknown}` +
-      (a.store ? `; store mode: ${digests} store digests compared, ${redos} redo recoveries` : ''),
+      (a.store ? `; store mode: ${digests} store digests compared, ${redos} redo recoveries, ${lost} unwritten store batches lost in crashes` : ''),
   );
   if (failed > 0) {
     console.log(`failures by invariant: ${[...kinds].map(([k, c]) => `${k} ${c}`).join(', ')}`);

@@ -17,7 +17,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { LevelBlockStore } from '../../../src/store/block-store';
-import { describeDifference, digestChecksum, firstDifference, storeDigest } from '../../../src/store/checksum';
+import { describeDifference, digestChecksum, firstDifference } from '../../../src/store/checksum';
 import type { Time } from '../../../src/store/types';
 import { StoreNodeHost, StoreSimNode } from './store-node';
 import { STORE_KEYS } from './store-keys';
@@ -104,6 +104,9 @@ export interface SimParams {
   fifo: boolean;
   /** store mode: applied-index distance between a node's store checkpoints (each followed by a digest) */
   checkpointEvery?: number;
+  /** store mode: probability that a node's store writer writes its held batches after a Ready (a
+   * crash loses the rest) */
+  storeFlushP?: number;
 }
 
 export interface SimStats {
@@ -126,6 +129,8 @@ export interface SimStats {
   /** store mode: store digests compared (at checkpoints and at the end), redo recoveries */
   digests: number;
   redos: number;
+  /** store mode: unwritten store batches lost by crashes */
+  lostBatches: number;
 }
 
 export interface SimResult {
@@ -263,6 +268,7 @@ class Simulation implements NodeHost, ClientHost, StoreNodeHost {
       // (the KV mode covers tiny chunks)
       drawn.snapshotChunkBytes = Math.max(drawn.snapshotChunkBytes, 4096);
       drawn.checkpointEvery = this.rng.pick([3, 10, 40]);
+      drawn.storeFlushP = this.rng.pick([1, 0.5, 0.1]);
     }
     this.p = { ...drawn, ...(o.set ?? {}) };
     const ids = Array.from({ length: o.nodes }, (_, i) => i + 1);
@@ -299,6 +305,9 @@ class Simulation implements NodeHost, ClientHost, StoreNodeHost {
     n.crash();
     this.after(this.rng.range(1, this.p.downMax) * TICK, `restart n${node}`, () => this.restart(n));
     return true;
+  }
+  flushWriter(): boolean {
+    return this.rng.chance(this.p.storeFlushP ?? 1);
   }
   storeOpened(s: LevelBlockStore): void {
     this.openStores.add(s);
@@ -534,6 +543,7 @@ class Simulation implements NodeHost, ClientHost, StoreNodeHost {
       violation = this.caught(e);
     }
     this.deferred.length = 0;
+    for (const n of this.nodes.values()) if (n instanceof StoreSimNode) await n.closeStore().catch(() => undefined);
     for (const st of this.openStores) await st.close().catch(() => undefined);
     this.openStores.clear();
     fs.rmSync(this.storeBase, { recursive: true, force: true });
@@ -562,12 +572,15 @@ class Simulation implements NodeHost, ClientHost, StoreNodeHost {
 
   private result(violation: { kind: string; message: string } | undefined): SimResult {
     const cs = this.checkers.stats();
-    let snapshotsMade = 0, snapshotsInstalled = 0, crashes = 0, redos = 0;
+    let snapshotsMade = 0, snapshotsInstalled = 0, crashes = 0, redos = 0, lostBatches = 0;
     for (const n of this.nodes.values()) {
       snapshotsMade += n.snapshotsMade;
       snapshotsInstalled += n.snapshotsInstalled;
       crashes += n.crashes;
-      if (n instanceof StoreSimNode) redos += n.redos;
+      if (n instanceof StoreSimNode) {
+        redos += n.redos;
+        lostBatches += n.lostBatches;
+      }
     }
     return {
       seed: this.o.seed,
@@ -598,6 +611,7 @@ class Simulation implements NodeHost, ClientHost, StoreNodeHost {
         settledAfterTicks: this.settledAfter,
         digests: this.digests,
         redos,
+        lostBatches,
       },
       replay: replayCommand({ ...this.o }),
     };
@@ -875,14 +889,14 @@ class Simulation implements NodeHost, ClientHost, StoreNodeHost {
   private async finalChecksStore(): Promise<void> {
     const l = this.leader()! as StoreSimNode;
     const members = this.members(l).map((id) => this.nodes.get(id)! as StoreSimNode);
-    const ref = await storeDigest(l.store!);
+    const ref = await l.storeDigest();
     const refSum = digestChecksum(ref);
     for (const n of members) {
       if (n.sm.chain !== l.sm.chain) {
         this.violation('state-machine-safety', `n${n.id} and leader n${l.id} have different histories at applied index ${n.sm.appliedIndex}`);
       }
       if (n === l) continue;
-      const d = await storeDigest(n.store!);
+      const d = await n.storeDigest();
       this.digests++;
       if (n.store!.appliedIndex !== l.store!.appliedIndex || digestChecksum(d) !== refSum) {
         const diff = firstDifference(ref, d);

@@ -61,6 +61,9 @@ export interface StoreNodeHost extends NodeHost {
   /** a fault: crash `node` now, in the middle of replacing its store by a leader's snapshot (the
    * Raft snapshot is durable, the store not yet restored); true if it did */
   crashDuringRestore(node: number): boolean;
+  /** after a Ready's applies: does the store's writer get to write what it holds now? (else a crash
+   * before the next flush loses it) */
+  flushWriter(): boolean;
   /** op time for an op proposed now */
   opTime(): Time;
 }
@@ -73,13 +76,79 @@ interface CrashInternals {
   db: { close(): Promise<void> };
 }
 
-/** Stop a store the way kill -9 does once its writer is idle: what it wrote to LevelDB stays (the
- * page cache keeps it), nothing more is written (no checkpoint, no clean-shutdown record). */
-export async function crashStore(store: LevelBlockStore): Promise<void> {
+const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+type RawBatch = (ops: unknown[], opts: { sync?: boolean }) => Promise<void>;
+
+/**
+ * Holds the store writer's unsynced LevelDB batch writes (logWal: the batches of applied ops) in
+ * process memory until the sim flushes them, at points drawn from the seed. A crash drops what is
+ * held: kill -9 loses the batches the writer had not written yet, and which ones those are is then a
+ * function of the seed, not of how fast the writer ran. Sync writes (checkpoints) pass; the sim
+ * flushes before anything that waits for the writer (checkpoint, digest, snapshot, close).
+ */
+export class WriteGate {
+  private held: { ops: unknown[]; opts: { sync?: boolean }; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  private pass = 0;
+  private readonly raw: RawBatch;
+  private readonly db: { _batch: RawBatch };
+
+  constructor(readonly store: LevelBlockStore) {
+    this.db = (store as unknown as { db: { _batch: RawBatch } }).db;
+    this.raw = this.db._batch;
+    const raw = this.raw;
+    const db = this.db;
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const gate = this;
+    db._batch = function (ops, opts) {
+      if (gate.pass > 0 || opts?.sync) return raw.call(db, ops, opts);
+      return new Promise<void>((resolve, reject) => gate.held.push({ ops, opts, resolve, reject }));
+    };
+  }
+
+  /** write everything held, in order, until the writer is idle */
+  async flush(): Promise<void> {
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline) {
+      if (this.held.length > 0) {
+        const h = this.held.shift()!;
+        await this.raw.call(this.db, h.ops, h.opts).then(h.resolve, h.reject);
+        continue;
+      }
+      if (this.store.pendingBatches === 0) return;
+      await tick();
+    }
+    throw new Error('WriteGate: the writer did not go idle');
+  }
+
+  /** run `f` with writes passing straight through (it waits for the writer) */
+  async through<T>(f: () => Promise<T>): Promise<T> {
+    this.pass++;
+    try {
+      await this.flush();
+      return await f();
+    } finally {
+      this.pass--;
+    }
+  }
+
+  get holding(): number {
+    return this.held.length;
+  }
+}
+
+/** Stop a store the way kill -9 does: what its writer wrote to LevelDB stays (the page cache keeps
+ * it), the batches the gate still holds are lost, nothing more is written (no checkpoint, no
+ * clean-shutdown record). */
+export async function crashStore(store: LevelBlockStore, gate?: WriteGate): Promise<void> {
   const s = store as unknown as CrashInternals;
-  for (let i = 0; i < 2000 && store.pendingBatches > 0; i++) await new Promise((r) => setTimeout(r, 1));
-  if (store.pendingBatches > 0) throw new Error('crashStore: the writer did not go idle');
-  await s.writerDone;
+  if (!gate) {
+    const deadline = Date.now() + 30_000;
+    while (store.pendingBatches > 0 && Date.now() < deadline) await tick();
+    if (store.pendingBatches > 0) throw new Error('crashStore: the writer did not go idle');
+    await s.writerDone;
+  }
+  // (with a gate, the writer waits forever on a held write: it is abandoned, as the process would be)
   if (s.walTimer) clearTimeout(s.walTimer);
   if (s.ckptTimer) clearTimeout(s.ckptTimer);
   s.closed = true;
@@ -132,6 +201,9 @@ export class StoreSimNode extends SimNode {
   readonly executedAt = new Map<string, number>();
   redos = 0;
   checkpoints = 0;
+  /** batches lost by crashes (held by the gate) */
+  lostBatches = 0;
+  private gate: WriteGate | undefined;
   private starting = false;
   private storeOps = 0;
 
@@ -179,6 +251,11 @@ export class StoreSimNode extends SimNode {
         this.host.trace(`n${this.id} store restored from the local snapshot ${snap.meta.index}`);
       }
       this.ssm ??= ssm;
+      // the store forgot what it applied after its LevelDB state (batches lost in the crash): the log
+      // hands those entries again and they execute again
+      const a = this.ssm.store.appliedIndex;
+      for (const [id, at] of this.executedAt) if (at > a) this.executedAt.delete(id);
+      this.gate = new WriteGate(this.ssm.store);
       this.starting = false;
       this.host.trace(`n${this.id} store open applied ${store.appliedIndex} durable ${store.durableIndex}`);
       super.start();
@@ -189,10 +266,13 @@ export class StoreSimNode extends SimNode {
     if (!this.alive) return;
     super.crash();
     const ssm = this.ssm;
+    const gate = this.gate;
     this.ssm = undefined;
+    this.gate = undefined;
     if (ssm) {
       this.shost.defer(async () => {
-        await crashStore(ssm.store);
+        this.lostBatches += gate?.holding ?? 0;
+        await crashStore(ssm.store, gate);
         this.shost.storeClosed(ssm.store);
       });
     }
@@ -201,9 +281,12 @@ export class StoreSimNode extends SimNode {
   /** close the store cleanly (end of run) */
   async closeStore(): Promise<void> {
     const ssm = this.ssm;
+    const gate = this.gate;
     this.ssm = undefined;
+    this.gate = undefined;
     if (ssm) {
-      await ssm.store.close();
+      if (gate) await gate.through(() => ssm.store.close());
+      else await ssm.store.close();
       this.shost.storeClosed(ssm.store);
     }
   }
@@ -216,7 +299,8 @@ export class StoreSimNode extends SimNode {
   private async installStore(data: Uint8Array, index: number): Promise<void> {
     const d = decodeStoreSnapshot(data);
     const old = this.ssm!.store;
-    await old.close();
+    if (this.gate) await this.gate.through(() => old.close());
+    else await old.close();
     this.shost.storeClosed(old);
     this.ssm = undefined;
     const dir = this.shost.storeDir(this.id);
@@ -224,6 +308,7 @@ export class StoreSimNode extends SimNode {
     const store = await openStore(dir, SIM_STORE_OPTIONS);
     this.shost.storeOpened(store);
     this.ssm = new StoreStateMachine(store, { nodeId: this.id });
+    if (this.gate) this.gate = new WriteGate(store);
     if (r.index > index || store.appliedIndex !== r.index || store.needsRedo) {
       this.host.violation('snapshot', `n${this.id}: store restored from snapshot ${index} is at ${store.appliedIndex} (stream ${r.index}, redo ${store.needsRedo})`);
     }
@@ -245,10 +330,10 @@ export class StoreSimNode extends SimNode {
     // only when the store's last op is the last applied entry (not a noop / membership entry)
     if (store.appliedIndex !== applied) return;
     if (store.durableIndex < store.appliedIndex) {
-      await store.checkpoint();
+      await this.gate!.through(() => store.checkpoint());
       this.checkpoints++;
     }
-    const { bytes } = await streamStore(store);
+    const { bytes } = await this.gate!.through(() => streamStore(store));
     const executed = [...this.executedAt].filter(([, at]) => at <= applied);
     const data = encodeStoreSnapshot(this.sm.serialize(), executed, bytes);
     const snap = this.guard(() => this.core!.compact(applied, data, this.sm.conf, this.sm.appliedTerm));
@@ -333,15 +418,23 @@ export class StoreSimNode extends SimNode {
     this.guard(() => this.core!.advance(rd));
     const store = this.store!;
     if (store.appliedIndex - store.durableIndex >= this.shost.checkpointEvery()) {
-      await store.checkpoint();
+      await this.gate!.through(() => store.checkpoint());
       this.checkpoints++;
       this.shost.observeDigest(this.id, store.appliedIndex, await this.digest());
+    } else if (this.shost.flushWriter()) {
+      await this.gate!.flush();
     }
     await this.maybeSnapshotStore();
   }
 
   async digest(): Promise<string> {
-    return digestChecksum(await storeDigest(this.store!));
+    return digestChecksum(await this.storeDigest());
+  }
+
+  /** the store's digest (it waits for the writer) */
+  storeDigest(): ReturnType<typeof storeDigest> {
+    const store = this.store!;
+    return this.gate ? this.gate.through(() => storeDigest(store)) : storeDigest(store);
   }
 
   private async applyStore(index: number, term: number, data: Uint8Array): Promise<void> {

@@ -40,7 +40,7 @@ describe('raft simulation: store mode (the real block store as the state machine
 
   it(`${SEEDS} seeds of ${TICKS} ticks from ${FIRST} (crashes with redo, partitions, membership, store snapshots) hold every invariant`, async () => {
     const failures: string[] = [];
-    let acked = 0, redos = 0, digests = 0, crashes = 0, snaps = 0;
+    let acked = 0, redos = 0, digests = 0, crashes = 0, snaps = 0, lost = 0;
     for (let s = FIRST; s < FIRST + SEEDS; s++) {
       const r = await runSimulationStore({ seed: s, nodes: s % 2 === 0 ? 3 : 5, ticks: TICKS });
       acked += r.stats.acked;
@@ -48,6 +48,7 @@ describe('raft simulation: store mode (the real block store as the state machine
       digests += r.stats.digests;
       crashes += r.stats.crashes;
       snaps += r.stats.snapshotsInstalled;
+      lost += r.stats.lostBatches;
       if (!r.ok) failures.push(summary(r));
     }
     assert.deepEqual(failures, []);
@@ -55,14 +56,15 @@ describe('raft simulation: store mode (the real block store as the state machine
     assert.ok(crashes > 0 && redos > 0, `crashes ${crashes}, redo recoveries ${redos}: the seeds must exercise redo`);
     assert.ok(digests > SEEDS, `digests ${digests}`);
     assert.ok(snaps > 0, 'no store snapshot was installed');
+    assert.ok(lost > 0, 'no crash lost unwritten store batches');
   });
 
   it('the same seed gives the same trace (store I/O timing does not leak into the run)', async () => {
-    const o: SimOptions = { seed: 11, nodes: 5, ticks: 120, set: { crashP: 0.05, crashMajorityOk: true, snapshotEvery: 5, partitionP: 0.08 } };
+    const o: SimOptions = { seed: 11, nodes: 5, ticks: 120, set: { crashP: 0.05, crashMajorityOk: true, snapshotEvery: 5, partitionP: 0.08, storeFlushP: 0.1 } };
     const a = await runSimulationStore(o);
     const b = await runSimulationStore(o);
     assert.ok(a.ok, summary(a));
-    assert.ok(a.stats.crashes > 0 && a.stats.redos > 0 && a.stats.acked > 0 && a.stats.snapshotsInstalled > 0, JSON.stringify(a.stats));
+    assert.ok(a.stats.crashes > 0 && a.stats.redos > 0 && a.stats.acked > 0 && a.stats.snapshotsInstalled > 0 && a.stats.lostBatches > 0, JSON.stringify(a.stats));
     assert.equal(a.traceHash, b.traceHash);
   });
 
