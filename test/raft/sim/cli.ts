@@ -164,7 +164,7 @@ async function main(): Promise<void> {
       `${(n / secs).toFixed(2)} seeds/s, ${Math.round(events / secs)} events/s, ${secs.toFixed(1)} s; ` +
       `${ops} client ops (${acked} acked writes), ${crashes} crashes, ${partitions} partitions, ${confChanges} conf changes, ` +
       `${snaps} snapshots installed, linearizability undecided in ${linUnknown}` +
-      (a.store ? `; store mode: ${digests} store digests compared, ${redos} redo recoveries, ${lost} unwritten store batches lost in crashes` : ''),
+      (a.store ? `; store mode: ${digests} store digests compared, ${redos} redo recoveries, ${lost} unwritten store writer writes lost in crashes` : ''),
   );
   if (failed > 0) {
     console.log(`failures by invariant: ${[...kinds].map(([k, c]) => `${k} ${c}`).join(', ')}`);

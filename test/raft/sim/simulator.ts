@@ -129,7 +129,7 @@ export interface SimStats {
   /** store mode: store digests compared (at checkpoints and at the end), redo recoveries */
   digests: number;
   redos: number;
-  /** store mode: unwritten store batches lost by crashes */
+  /** store mode: unwritten writer writes (LevelDB batches of one or more ops) lost by crashes */
   lostBatches: number;
 }
 

@@ -201,7 +201,8 @@ export class StoreSimNode extends SimNode {
   readonly executedAt = new Map<string, number>();
   redos = 0;
   checkpoints = 0;
-  /** batches lost by crashes (held by the gate) */
+  /** writer writes (LevelDB batches, each holding the batches of one or more ops) held by the gate
+   * and lost by crashes */
   lostBatches = 0;
   private gate: WriteGate | undefined;
   private starting = false;
@@ -240,7 +241,7 @@ export class StoreSimNode extends SimNode {
       const behind = snap !== undefined && snap.meta.index > 0 && store.appliedIndex < snap.meta.index;
       if (store.needsRedo && (!behind || this.host.bug === 'store-recover-first')) {
         const from = store.durableIndex + 1, to = store.appliedIndex;
-        // the log is never compacted in store mode: (durableIndex, appliedIndex] is in the durable log
+        // the log is compacted only up to the store's durable index: (durableIndex, appliedIndex] is in it
         await ssm.recover((lo, hi) => this.storage.entries(lo, hi, Number.POSITIVE_INFINITY));
         this.redos++;
         this.host.trace(`n${this.id} store redo ${from}..${to}`);
@@ -257,7 +258,7 @@ export class StoreSimNode extends SimNode {
       for (const [id, at] of this.executedAt) if (at > a) this.executedAt.delete(id);
       this.gate = new WriteGate(this.ssm.store);
       this.starting = false;
-      this.host.trace(`n${this.id} store open applied ${store.appliedIndex} durable ${store.durableIndex}`);
+      this.host.trace(`n${this.id} store open applied ${this.ssm.store.appliedIndex} durable ${this.ssm.store.durableIndex}`);
       super.start();
     });
   }
