@@ -114,7 +114,7 @@ export class SimNode {
     const snap = this.storage.snapshot();
     this.sm = snap && snap.meta.index > 0 ? this.smFromSnapshot(snap.data) : new KvStateMachine(snap?.meta.conf ?? this.bootConf);
     this.core = this.guard(() =>
-      createCore(this.host.raftConfig(this.id), this.storage, { hardState: this.storage.hardState(), applied: this.sm.appliedIndex, leaseReads: this.host.leaseReads }),
+      createCore(this.host.raftConfig(this.id), this.storage, { hardState: this.storage.hardState(), applied: this.startApplied(), leaseReads: this.host.leaseReads }),
     );
     this.alive = true;
     this.inflight = undefined;
@@ -292,6 +292,11 @@ export class SimNode {
     this.serveReads();
     this.guard(() => this.core!.advance(rd));
     this.maybeSnapshot();
+  }
+
+  /** the applied index the core starts from (the state machine's, restored from the snapshot) */
+  protected startApplied(): number {
+    return this.sm.appliedIndex;
   }
 
   /** the harness state machine kept in a snapshot's data */

@@ -38,6 +38,7 @@ import { hashBytes } from './hash';
 import { keyFile, keyOffset, ROOT_CRED, VALUE_BYTES } from './store-keys';
 import { KvStateMachine, requestId } from './kv';
 import { ClientRequest, NodeHost, SimNode } from './node';
+import { decodeConfChange } from './core-adapter';
 
 /** the store's options in the simulation: no background checkpoints, tiny caches (evictions) */
 export const SIM_STORE_OPTIONS: StoreOptions = {
@@ -290,6 +291,27 @@ export class StoreSimNode extends SimNode {
       else await ssm.store.close();
       this.shost.storeClosed(ssm.store);
     }
+  }
+
+  /**
+   * As RaftNode.init: the core starts from what the store applied itself (never past the log's end),
+   * not from the snapshot index: `max(snapshot, min(store applied, last index))`. The harness state
+   * (chain, membership) is brought there from the durable log, without touching the store; the core
+   * rebuilds its membership from the log on its own.
+   */
+  protected override startApplied(): number {
+    const from = this.sm.appliedIndex;
+    const to = Math.max(from, Math.min(this.store!.appliedIndex, this.storage.lastIndex()));
+    if (to > from) {
+      for (const e of this.storage.entries(from + 1, to + 1, Number.POSITIVE_INFINITY)) {
+        const voters = [this.sm.conf.voters, this.sm.prevVoters];
+        if (e.type === EntryType.ConfChange) this.sm.applyConf(e.index, e.term, e.data, this.guard(() => decodeConfChange(e.data)));
+        else this.sm.applyNoop(e.index, e.term, e.data);
+        this.host.observeApply(this.id, e.index, e.term, hashBytes(e.data) + e.type, this.sm.chain, this.storage.hardState().term, voters);
+      }
+      this.host.trace(`n${this.id} starts at the store's applied index ${to} (snapshot ${from})`);
+    }
+    return to;
   }
 
   protected override smFromSnapshot(data: Uint8Array): KvStateMachine {
