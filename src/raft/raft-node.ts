@@ -230,10 +230,12 @@ export class RaftNode {
         this.log.info({ voters }, 'raft: bootstrapped a new member');
       }
       const snap = st.snapshot();
-      if (this.sm.recover) await this.sm.recover((lo, hi) => st.entries(lo, hi, 64 << 20));
       // (a persistent state machine restores only if it is behind the snapshot: a restore from the
-      // leader that a crash interrupted)
-      if (snap && snap.meta.index > 0 && (!this.sm.appliedIndex || this.sm.appliedIndex() < snap.meta.index)) {
+      // leader that a crash interrupted; the restore replaces it, so it does not recover first — the
+      // log entries its recovery would need were discarded with the snapshot)
+      const behind = snap !== undefined && snap.meta.index > 0 && (!this.sm.appliedIndex || this.sm.appliedIndex() < snap.meta.index);
+      if (this.sm.recover && !behind) await this.sm.recover((lo, hi) => st.entries(lo, hi, 64 << 20));
+      if (snap && behind) {
         await this.sm.restore(snap.data, snap.meta);
         this.log.info({ index: snap.meta.index, term: snap.meta.term }, 'raft: state machine restored from the local snapshot');
       }

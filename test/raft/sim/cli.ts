@@ -4,13 +4,14 @@
  *   npm run sim -- --seeds N --seed S [--nodes 3|5] [--steps K] [--verbose] [--bug MODE] [--faults X]
  *                  [--twice] [--stop-on-failure] [--settle T] [--join-bootstrap] [--no-promise-checks] [--no-codec] [--quiet]
  *                  [--set param=value]...   (override a parameter drawn from the seed, e.g. --set loss=0)
+ *                  [--store]   (the real block store as every node's state machine: store-node.ts)
  *
  * Without --nodes, seeds alternate 3- and 5-node clusters (even seeds 3, odd seeds 5). On a failure it
  * prints the seed, the violated invariant, the last events and the command that replays it exactly.
  * --twice runs each seed twice and compares the trace hashes (determinism). Exit status 1 on failure.
  */
 import { BUG_MODES, BugMode } from './node';
-import { runSimulation, SimParams, SimResult } from './simulator';
+import { runSimulation, runSimulationStore, SimOptions, SimParams, SimResult } from './simulator';
 
 interface Args {
   seeds: number;
@@ -28,10 +29,11 @@ interface Args {
   promiseChecks: boolean;
   set: Record<string, number | boolean>;
   codec: boolean;
+  store: boolean;
 }
 
 function parse(argv: string[]): Args {
-  const a: Args = { seeds: 100, seed: 1, steps: 1000, settle: 300, verbose: false, bug: 'none', faults: 1, twice: false, stopOnFailure: false, quiet: false, joinBootstrap: false, promiseChecks: true, set: {}, codec: true };
+  const a: Args = { seeds: 100, seed: 1, steps: 1000, settle: 300, verbose: false, bug: 'none', faults: 1, twice: false, stopOnFailure: false, quiet: false, joinBootstrap: false, promiseChecks: true, set: {}, codec: true, store: false };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     const v = (): string => {
@@ -56,6 +58,7 @@ function parse(argv: string[]): Args {
       case '--join-bootstrap': a.joinBootstrap = true; break;
       case '--no-promise-checks': a.promiseChecks = false; break;
       case '--no-codec': a.codec = false; break;
+      case '--store': a.store = true; break;
       case '--set': {
         const m = /^(\w+)=(.+)$/.exec(v());
         if (!m) throw new Error('--set key=value');
@@ -73,7 +76,7 @@ function parse(argv: string[]): Args {
       }
       case '--help':
       case '-h':
-        console.log('usage: npm run sim -- --seeds N --seed S [--nodes 3|5] [--steps K] [--verbose] [--bug MODE] [--faults X] [--twice] [--stop-on-failure] [--settle T] [--quiet] [--join-bootstrap] [--no-promise-checks] [--no-codec] [--set param=value]...');
+        console.log('usage: npm run sim -- --seeds N --seed S [--nodes 3|5] [--steps K] [--verbose] [--bug MODE] [--faults X] [--twice] [--stop-on-failure] [--settle T] [--quiet] [--join-bootstrap] [--no-promise-checks] [--no-codec] [--store] [--set param=value]...');
         process.exit(0);
         break;
       default:
@@ -94,7 +97,7 @@ function report(r: SimResult): void {
   console.log(`replay: ${r.replay}`);
 }
 
-function main(): void {
+async function main(): Promise<void> {
   const a = parse(process.argv.slice(2));
   const t0 = process.hrtime.bigint();
   let passed = 0;
@@ -107,17 +110,22 @@ function main(): void {
   let confChanges = 0;
   let snaps = 0;
   let linUnknown = 0;
+  let digests = 0;
+  let redos = 0;
+  let lost = 0;
   const failures: SimResult[] = [];
   const kinds = new Map<string, number>();
   for (let s = a.seed; s < a.seed + a.seeds; s++) {
     const nodes = a.nodes ?? (s % 2 === 0 ? 3 : 5);
-    const opts = {
+    const opts: SimOptions = {
+      store: a.store,
       seed: s, nodes, ticks: a.steps, settleTicks: a.settle, bug: a.bug, faultScale: a.faults, joinBootstrap: a.joinBootstrap, promiseChecks: a.promiseChecks, set: a.set as Partial<SimParams>, codec: a.codec,
       log: a.verbose ? (l: string) => console.log(l) : undefined,
     };
-    const r = runSimulation(opts);
+    const sim = (o: SimOptions): Promise<SimResult> => (o.store ? runSimulationStore(o) : Promise.resolve(runSimulation(o)));
+    const r = await sim(opts);
     if (a.twice) {
-      const r2 = runSimulation({ ...opts, log: undefined });
+      const r2 = await sim({ ...opts, log: undefined });
       if (r2.traceHash !== r.traceHash) {
         r.ok = false;
         r.violation = { kind: 'nondeterminism', message: `two runs of seed ${s} gave trace hashes ${r.traceHash} and ${r2.traceHash}` };
@@ -130,6 +138,9 @@ function main(): void {
     partitions += r.stats.partitions;
     confChanges += r.stats.confChanges;
     snaps += r.stats.snapshotsInstalled;
+    digests += r.stats.digests;
+    redos += r.stats.redos;
+    lost += r.stats.lostBatches;
     if (r.stats.linearizability === 'unknown') linUnknown++;
     if (r.ok) {
       passed++;
@@ -152,7 +163,8 @@ function main(): void {
     `\n${n} seeds from ${a.seed}${a.nodes ? ` (${a.nodes} nodes)` : ' (3/5 nodes alternating)'}, ${a.steps} ticks each: ` +
       `${(n / secs).toFixed(2)} seeds/s, ${Math.round(events / secs)} events/s, ${secs.toFixed(1)} s; ` +
       `${ops} client ops (${acked} acked writes), ${crashes} crashes, ${partitions} partitions, ${confChanges} conf changes, ` +
-      `${snaps} snapshots installed, linearizability undecided in ${linUnknown}`,
+      `${snaps} snapshots installed, linearizability undecided in ${linUnknown}` +
+      (a.store ? `; store mode: ${digests} store digests compared, ${redos} redo recoveries, ${lost} unwritten store writer writes lost in crashes` : ''),
   );
   if (failed > 0) {
     console.log(`failures by invariant: ${[...kinds].map(([k, c]) => `${k} ${c}`).join(', ')}`);
@@ -162,4 +174,7 @@ function main(): void {
   process.exitCode = failed > 0 ? 1 : 0;
 }
 
-main();
+main().catch((e) => {
+  console.error(e);
+  process.exitCode = 2;
+});

@@ -8,6 +8,7 @@
 import { KvInput, KvOperation } from './linearizability';
 import { ClientReply, ClientRequest } from './node';
 import { Prng } from './prng';
+import { keyFile } from './store-keys';
 
 export interface ClientHost {
   readonly rng: Prng;
@@ -37,6 +38,9 @@ export interface ClientParams {
   maxAttempts: number;
   /** send reads to a random node (followers serve them through ReadIndex) */
   readsAnywhere: boolean;
+  /** store mode: keys live in files; a client CREATEs a key's file (learning its file id) before
+   * its first put to it */
+  store?: boolean;
 }
 
 interface Current {
@@ -46,12 +50,16 @@ interface Current {
   attempts: number;
   /** attempt number, to ignore stale timeouts */
   attempt: number;
+  /** store mode: this is the CREATE of the file of this key (not in the history) */
+  createFor?: string;
 }
 
 export class SimClient {
   private seq = 0;
   private leaderGuess = 0;
   private cur: Current | undefined;
+  /** store mode: file name -> file id */
+  private readonly handles = new Map<string, number>();
   done = 0;
   gaveUp = 0;
 
@@ -74,19 +82,41 @@ export class SimClient {
     if (this.cur || !this.host.issuing()) return;
     const rng = this.host.rng;
     const key = rng.pick(this.params.keys);
-    const seq = ++this.seq;
     const x = rng.float();
-    let input: KvInput;
-    let req: ClientRequest;
     if (x < this.params.pPut + this.params.pAppend) {
       const kind = x < this.params.pPut ? 'put' : 'append';
-      const value = `${kind === 'put' ? '=' : '+'}${this.clientId}.${seq};`;
-      input = { kind, key, value };
-      req = { kind: 'write', client: this.clientId, seq, cmd: { op: kind, client: this.clientId, seq, key, value } };
+      if (this.params.store && !this.handles.has(keyFile(key))) this.issueCreate(key);
+      else this.issueWrite(kind, key);
     } else {
-      input = { kind: 'get', key };
-      req = { kind: 'read', client: this.clientId, seq, key };
+      this.issueRead(key);
     }
+  }
+
+  private issueCreate(key: string): void {
+    const seq = ++this.seq;
+    const req: ClientRequest = { kind: 'write', client: this.clientId, seq, cmd: { op: 'create', client: this.clientId, seq, key, value: '' } };
+    // not in the history: creating the (empty) file does not change what the key reads (null)
+    const op: KvOperation = { client: this.clientId, input: { kind: 'get', key }, output: undefined, call: this.host.clock(), ret: Infinity };
+    this.cur = { seq, req, op, attempts: 0, attempt: 0, createFor: key };
+    this.host.trace(`c${this.clientId} invoke ${seq} create(${keyFile(key)})`);
+    this.send();
+  }
+
+  private issueWrite(kind: 'put' | 'append', key: string): void {
+    const seq = ++this.seq;
+    const value = `${kind === 'put' ? '=' : '+'}${this.clientId}.${seq};`;
+    const input: KvInput = { kind, key, value };
+    const file = this.params.store ? this.handles.get(keyFile(key)) : undefined;
+    const req: ClientRequest = { kind: 'write', client: this.clientId, seq, cmd: { op: kind, client: this.clientId, seq, key, value, file } };
+    this.begin(seq, req, input, key);
+  }
+
+  private issueRead(key: string): void {
+    const seq = ++this.seq;
+    this.begin(seq, { kind: 'read', client: this.clientId, seq, key }, { kind: 'get', key }, key);
+  }
+
+  private begin(seq: number, req: ClientRequest, input: KvInput, key: string): void {
     const op: KvOperation = { client: this.clientId, input, output: undefined, call: this.host.clock(), ret: Infinity };
     this.history.push(op);
     this.cur = { seq, req, op, attempts: 0, attempt: 0 };
@@ -121,7 +151,7 @@ export class SimClient {
   private giveUp(): void {
     const cur = this.cur!;
     this.host.trace(`c${this.clientId} gives up ${cur.seq}`);
-    if (cur.op.input.kind === 'get') {
+    if (cur.op.input.kind === 'get' && !cur.createFor) {
       // a read that never returned constrains nothing: leave it out
       const i = this.history.lastIndexOf(cur.op);
       if (i >= 0) this.history.splice(i, 1);
@@ -147,6 +177,15 @@ export class SimClient {
       this.host.after(1 + this.host.rng.int(20), `c${this.clientId} redirect ${cur.seq}`, () => {
         if (this.cur === cur) this.send();
       });
+      return;
+    }
+    if (cur.createFor !== undefined) {
+      if (r.fileid === undefined) throw new Error(`c${this.clientId}: CREATE reply without a file id`);
+      this.handles.set(keyFile(cur.createFor), r.fileid);
+      this.host.trace(`c${this.clientId} ok ${cur.seq} create -> file ${r.fileid}`);
+      this.cur = undefined;
+      this.done++;
+      if (this.host.issuing()) this.issueWrite('put', cur.createFor);
       return;
     }
     cur.op.ret = this.host.clock();

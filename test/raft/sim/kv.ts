@@ -8,7 +8,8 @@
 import { ConfChange, ConfState } from '../../../src/raft/types';
 import { hashBytes, hashString } from './hash';
 
-export type WriteOp = 'put' | 'append';
+/** 'create' only in store mode: the client creates the file that holds its key (NFS CREATE) */
+export type WriteOp = 'put' | 'append' | 'create';
 
 export interface KvCommand {
   op: WriteOp;
@@ -16,13 +17,15 @@ export interface KvCommand {
   seq: number;
   key: string;
   value: string;
+  /** store mode, put: the file id of the key's file (from the client's CREATE) */
+  file?: number;
 }
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
 export function encodeCommand(c: KvCommand): Uint8Array {
-  return enc.encode(`${c.op === 'put' ? 'P' : 'A'}|${c.client}|${c.seq}|${c.key}|${c.value}`);
+  return enc.encode(`${c.op === 'put' ? 'P' : c.op === 'append' ? 'A' : 'C'}|${c.client}|${c.seq}|${c.key}|${c.value}`);
 }
 
 export function decodeCommand(data: Uint8Array): KvCommand | undefined {

@@ -21,16 +21,24 @@ export type BugMode =
   /** apply entries as soon as they are appended, before they are committed */
   | 'apply-uncommitted'
   /** acknowledge a write to the client as soon as the leader accepted the proposal */
-  | 'ack-before-commit';
+  | 'ack-before-commit'
+  /** store mode: one replica (n2) skips applying its third store op */
+  | 'store-skip-op'
+  /** store mode: ops are applied without their request key (no duplicate-request record: a resent
+   * request that was committed twice executes twice) */
+  | 'store-no-dedup'
+  /** store mode: at start-up, recover (redo) the store before checking it against the durable Raft
+   * snapshot — RaftNode.init's order before F4 was fixed */
+  | 'store-recover-first';
 
-export const BUG_MODES: BugMode[] = ['none', 'send-before-persist', 'apply-uncommitted', 'ack-before-commit'];
+export const BUG_MODES: BugMode[] = ['none', 'send-before-persist', 'apply-uncommitted', 'ack-before-commit', 'store-skip-op', 'store-no-dedup', 'store-recover-first'];
 
 export type ClientRequest =
   | { kind: 'write'; client: number; seq: number; cmd: KvCommand }
   | { kind: 'read'; client: number; seq: number; key: string };
 
 export type ClientReply =
-  | { kind: 'ok'; client: number; seq: number; from: number; value?: string | null }
+  | { kind: 'ok'; client: number; seq: number; from: number; value?: string | null; fileid?: number }
   | { kind: 'notLeader'; client: number; seq: number; from: number; hint: number };
 
 /** what a node needs from the simulator */
@@ -58,6 +66,10 @@ export interface NodeHost {
   confApplied(node: number, cc: ConfChange): void;
   acked(req: ClientRequest & { kind: 'write' }): void;
   violation(kind: string, msg: string): never;
+  /** store mode: run `fn` after the current event, serially with every other deferred function (the
+   * event loop awaits them in order before it takes the next event, so the run stays a function of
+   * the seed) */
+  defer?(fn: () => Promise<void>): void;
 }
 
 export class SimNode {
@@ -68,10 +80,12 @@ export class SimNode {
   /** bumped at every crash; events of an earlier life are ignored */
   epoch = 0;
   private inflight: Ready | undefined;
-  private pendingWrites = new Map<string, ClientRequest & { kind: 'write' }>();
+  /** a Ready's applies are running asynchronously (store mode): no further Ready until they are done */
+  protected busy = false;
+  protected pendingWrites = new Map<string, ClientRequest & { kind: 'write' }>();
   private readCtx = 0;
-  private pendingReads = new Map<number, ClientRequest & { kind: 'read' }>();
-  private readWaits: { index: number; req: ClientRequest & { kind: 'read' } }[] = [];
+  protected pendingReads = new Map<number, ClientRequest & { kind: 'read' }>();
+  protected readWaits: { index: number; req: ClientRequest & { kind: 'read' } }[] = [];
   private lastRole: Role = Role.Follower;
   /** ticks per nominal tick, e.g. 0.95 */
   tickPeriod: number;
@@ -81,7 +95,7 @@ export class SimNode {
 
   constructor(
     readonly id: number,
-    private readonly host: NodeHost,
+    protected readonly host: NodeHost,
     readonly bootConf: ConfState,
     tickPeriod: number,
   ) {
@@ -90,15 +104,21 @@ export class SimNode {
     this.sm = new KvStateMachine(bootConf);
   }
 
+  /** a start is under way (store mode: the store is being opened) */
+  get isStarting(): boolean {
+    return false;
+  }
+
   /** start (first boot or restart) from the durable storage */
   start(): void {
     const snap = this.storage.snapshot();
-    this.sm = snap && snap.meta.index > 0 ? KvStateMachine.restore(snap.data) : new KvStateMachine(snap?.meta.conf ?? this.bootConf);
+    this.sm = snap && snap.meta.index > 0 ? this.smFromSnapshot(snap.data) : new KvStateMachine(snap?.meta.conf ?? this.bootConf);
     this.core = this.guard(() =>
-      createCore(this.host.raftConfig(this.id), this.storage, { hardState: this.storage.hardState(), applied: this.sm.appliedIndex, leaseReads: this.host.leaseReads }),
+      createCore(this.host.raftConfig(this.id), this.storage, { hardState: this.storage.hardState(), applied: this.startApplied(), leaseReads: this.host.leaseReads }),
     );
     this.alive = true;
     this.inflight = undefined;
+    this.busy = false;
     this.lastRole = Role.Follower;
     this.host.trace(`n${this.id} start ${this.storage.durableSummary()} applied ${this.sm.appliedIndex}`);
     this.pump();
@@ -112,6 +132,7 @@ export class SimNode {
     const what = this.storage.crash(this.host.rng, true);
     this.core = undefined;
     this.inflight = undefined;
+    this.busy = false;
     this.pendingWrites.clear();
     this.pendingReads.clear();
     this.readWaits = [];
@@ -146,7 +167,7 @@ export class SimNode {
       return;
     }
     if (req.kind === 'write') {
-      const ok = this.guard(() => this.core!.propose(encodeCommand(req.cmd)));
+      const ok = this.guard(() => this.core!.propose(this.encodeWrite(req)));
       if (!ok) {
         this.host.reply({ kind: 'notLeader', client: req.client, seq: req.seq, from: this.id, hint: 0 });
       } else if (this.host.bug === 'ack-before-commit') {
@@ -183,7 +204,7 @@ export class SimNode {
 
   /** handle Readies until the core has none, or one waits for its fsync */
   pump(): void {
-    while (this.alive && !this.inflight) {
+    while (this.alive && !this.inflight && !this.busy) {
       const core = this.core!;
       const st = this.guard(() => core.status());
       this.host.observeStatus(this.id, st);
@@ -218,11 +239,29 @@ export class SimNode {
     }
   }
 
+  /** the entry data of a client write */
+  protected encodeWrite(req: ClientRequest & { kind: 'write' }): Uint8Array {
+    return encodeCommand(req.cmd);
+  }
+
   /** the Ready's writes are durable: send, apply, advance */
   private complete(rd: Ready): void {
     this.storage.sync();
     if (this.host.bug !== 'send-before-persist') {
       for (const m of rd.messages) this.host.send(m);
+    }
+    if (this.asyncApply) {
+      // store mode: the applies are asynchronous; the node handles no other Ready meanwhile
+      this.busy = true;
+      const epoch = this.epoch;
+      this.host.defer!(async () => {
+        if (this.epoch !== epoch) return;
+        await this.completeAsync(rd);
+        if (this.epoch !== epoch) return;
+        this.busy = false;
+        this.pump();
+      });
+      return;
     }
     if (rd.snapshot) {
       const s = rd.snapshot;
@@ -255,6 +294,26 @@ export class SimNode {
     this.maybeSnapshot();
   }
 
+  /** the applied index the core starts from (the state machine's, restored from the snapshot) */
+  protected startApplied(): number {
+    return this.sm.appliedIndex;
+  }
+
+  /** the harness state machine kept in a snapshot's data */
+  protected smFromSnapshot(data: Uint8Array): KvStateMachine {
+    return KvStateMachine.restore(data);
+  }
+
+  /** store mode (StoreSimNode): Readies complete through completeAsync, run by host.defer */
+  protected get asyncApply(): boolean {
+    return false;
+  }
+
+  /** store mode (StoreSimNode): install, apply, serve reads and advance, asynchronously */
+  protected completeAsync(_rd: Ready): Promise<void> {
+    throw new Error('completeAsync: not a store node');
+  }
+
   private applyEntry(index: number, term: number, type: EntryType, data: Uint8Array, applierTerm: number, committed: boolean): void {
     const sm = this.sm;
     // the voters that may have decided this entry's commit: the membership before it, or the one
@@ -273,16 +332,20 @@ export class SimNode {
         }
       }
     } else if (type === EntryType.ConfChange) {
-      const cc = this.guard(() => decodeConfChange(data));
-      sm.applyConf(index, term, data, cc);
-      if (committed) {
-        this.guard(() => this.core!.applyConfChange(cc));
-        this.host.confApplied(this.id, cc);
-      }
+      this.applyConfEntry(index, term, data, committed);
     } else {
       sm.applyNoop(index, term, data);
     }
     this.host.observeApply(this.id, index, term, hashBytes(data) + type, sm.chain, applierTerm, voters);
+  }
+
+  protected applyConfEntry(index: number, term: number, data: Uint8Array, committed: boolean): void {
+    const cc = this.guard(() => decodeConfChange(data));
+    this.sm.applyConf(index, term, data, cc);
+    if (committed) {
+      this.guard(() => this.core!.applyConfChange(cc));
+      this.host.confApplied(this.id, cc);
+    }
   }
 
   private applyUncommitted(rd: Ready): void {
@@ -325,7 +388,7 @@ export class SimNode {
   }
 
   /** run a call into the core; an exception from it is a finding */
-  private guard<T>(f: () => T): T {
+  protected guard<T>(f: () => T): T {
     try {
       return f();
     } catch (e) {

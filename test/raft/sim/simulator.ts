@@ -8,7 +8,19 @@
  * After the main phase the network heals, crashed nodes restart and clients stop issuing; once the
  * cluster settles (bounded), the end checks run: acknowledged writes executed exactly once on every
  * live member, identical state machines, and linearizability of the client history.
+ *
+ * Store mode (`store: true`, see store-node.ts): every node's state machine is the real replicated
+ * block store; `runSimulationStore` runs the same loop but awaits, after each event, the store work
+ * the event started (deferred functions, serially), and the end checks compare the stores' digests.
  */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { LevelBlockStore } from '../../../src/store/block-store';
+import { describeDifference, digestChecksum, firstDifference } from '../../../src/store/checksum';
+import type { Time } from '../../../src/store/types';
+import { StoreNodeHost, StoreSimNode } from './store-node';
+import { STORE_KEYS } from './store-keys';
 import { ConfChange, ConfState, Message, MsgType, RaftConfig, Ready, Role } from '../../../src/raft/types';
 import { Checkers } from './checkers';
 import { ClientHost, ClientParams, SimClient } from './client';
@@ -53,6 +65,10 @@ export interface SimOptions {
   codec?: boolean;
   /** override parameters drawn from the seed (experiments; part of the replay command) */
   set?: Partial<SimParams>;
+  /** store mode: the real block store is every node's state machine (run with runSimulationStore) */
+  store?: boolean;
+  /** store mode: parent directory of the run's store directories (default /dev/shm, else the OS temp dir) */
+  storeDir?: string;
 }
 
 /** knobs drawn from the seed (swarm testing: each seed gets its own mix of faults) */
@@ -86,6 +102,11 @@ export interface SimParams {
   transferP: number;
   /** links deliver in order (TCP-like); otherwise messages on one link may overtake each other */
   fifo: boolean;
+  /** store mode: applied-index distance between a node's store checkpoints (each followed by a digest) */
+  checkpointEvery?: number;
+  /** store mode: probability that a node's store writer writes its held batches after a Ready (a
+   * crash loses the rest) */
+  storeFlushP?: number;
 }
 
 export interface SimStats {
@@ -105,6 +126,11 @@ export interface SimStats {
   messages: number;
   linearizability: string;
   settledAfterTicks: number;
+  /** store mode: store digests compared (at checkpoints and at the end), redo recoveries */
+  digests: number;
+  redos: number;
+  /** store mode: unwritten writer writes (LevelDB batches of one or more ops) lost by crashes */
+  lostBatches: number;
 }
 
 export interface SimResult {
@@ -121,9 +147,9 @@ export interface SimResult {
   replay: string;
 }
 
-export function replayCommand(o: { seed: number; nodes: number; ticks: number; bug?: BugMode; faultScale?: number; joinBootstrap?: boolean; settleTicks?: number; promiseChecks?: boolean; codec?: boolean; set?: Partial<SimParams> }): string {
+export function replayCommand(o: { seed: number; nodes: number; ticks: number; bug?: BugMode; faultScale?: number; joinBootstrap?: boolean; settleTicks?: number; promiseChecks?: boolean; codec?: boolean; set?: Partial<SimParams>; store?: boolean }): string {
   return (
-    `npm run sim -- --seed ${o.seed} --seeds 1 --nodes ${o.nodes} --steps ${o.ticks}` +
+    `npm run sim -- ${o.store ? '--store ' : ''}--seed ${o.seed} --seeds 1 --nodes ${o.nodes} --steps ${o.ticks}` +
     (o.joinBootstrap ? ' --join-bootstrap' : '') +
     (o.promiseChecks === false ? ' --no-promise-checks' : '') +
     (o.codec === false ? ' --no-codec' : '') +
@@ -136,7 +162,13 @@ export function replayCommand(o: { seed: number; nodes: number; ticks: number; b
 }
 
 export function runSimulation(opts: SimOptions): SimResult {
+  if (opts.store) throw new Error('store mode: use runSimulationStore');
   return new Simulation(opts).run();
+}
+
+/** store mode: the real block store as every node's state machine (asynchronous applies) */
+export function runSimulationStore(opts: SimOptions): Promise<SimResult> {
+  return new Simulation({ ...opts, store: true }).runStore();
 }
 
 function drawParams(rng: Prng, scale: number): SimParams {
@@ -182,7 +214,7 @@ function drawParams(rng: Prng, scale: number): SimParams {
   return p;
 }
 
-class Simulation implements NodeHost, ClientHost {
+class Simulation implements NodeHost, ClientHost, StoreNodeHost {
   readonly rng: Prng;
   readonly bug: BugMode;
   private readonly queue = new EventQueue();
@@ -218,12 +250,27 @@ class Simulation implements NodeHost, ClientHost {
   private readonly endMain: number;
   private readonly endSettle: number;
   private readonly initialConf: ConfState;
+  /** store mode: work deferred by the nodes, run serially after the current event */
+  private readonly deferred: (() => Promise<void>)[] = [];
+  private storeBase = '';
+  private readonly openStores = new Set<LevelBlockStore>();
+  /** store mode: digest seen at each store applied index (the first node that reported it) */
+  private readonly digestAt = new Map<number, { node: number; sum: string }>();
+  private digests = 0;
 
   constructor(private readonly o: SimOptions) {
     this.rng = new Prng(o.seed);
     this.bug = o.bug ?? 'none';
     this.tailMax = o.tail ?? 60;
-    this.p = { ...drawParams(this.rng, o.faultScale ?? 1), ...(o.set ?? {}) };
+    const drawn = drawParams(this.rng, o.faultScale ?? 1);
+    if (o.store) {
+      // a store snapshot stream is ~20 KB: in 64-byte chunks a transfer outlasts the snapshot interval
+      // (the KV mode covers tiny chunks)
+      drawn.snapshotChunkBytes = Math.max(drawn.snapshotChunkBytes, 4096);
+      drawn.checkpointEvery = this.rng.pick([3, 10, 40]);
+      drawn.storeFlushP = this.rng.pick([1, 0.5, 0.1]);
+    }
+    this.p = { ...drawn, ...(o.set ?? {}) };
     const ids = Array.from({ length: o.nodes }, (_, i) => i + 1);
     this.initialConf = { voters: ids, learners: [], votersOutgoing: [] };
     this.nextNodeId = o.nodes + 1;
@@ -233,6 +280,44 @@ class Simulation implements NodeHost, ClientHost {
   }
 
   // ---------------- host interfaces ----------------
+  defer(fn: () => Promise<void>): void {
+    this.deferred.push(fn);
+  }
+  storeDir(node: number): string {
+    return path.join(this.storeBase, `n${node}`);
+  }
+  checkpointEvery(): number {
+    return this.p.checkpointEvery ?? Infinity;
+  }
+  observeDigest(node: number, index: number, sum: string): void {
+    this.digests++;
+    const seen = this.digestAt.get(index);
+    if (!seen) this.digestAt.set(index, { node, sum });
+    else if (seen.sum !== sum) {
+      this.violation('store-divergence', `n${node}'s store at applied index ${index} has digest ${sum.slice(0, 16)}, n${seen.node}'s had ${seen.sum.slice(0, 16)}`);
+    }
+    this.trace(`n${node} store checkpoint at ${index}: digest ${sum.slice(0, 12)}`);
+  }
+  crashDuringRestore(node: number): boolean {
+    const n = this.nodes.get(node);
+    if (!n || this.phase !== 'main' || this.p.crashP === 0 || !this.rng.chance(0.3)) return false;
+    this.trace(`n${node} crashes while restoring its store from a snapshot`);
+    n.crash();
+    this.after(this.rng.range(1, this.p.downMax) * TICK, `restart n${node}`, () => this.restart(n));
+    return true;
+  }
+  flushWriter(): boolean {
+    return this.rng.chance(this.p.storeFlushP ?? 1);
+  }
+  storeOpened(s: LevelBlockStore): void {
+    this.openStores.add(s);
+  }
+  storeClosed(s: LevelBlockStore): void {
+    this.openStores.delete(s);
+  }
+  opTime(): Time {
+    return { sec: 1_000_000 + Math.floor(this.time / TICK), nsec: (this.time % TICK) * 10_000 };
+  }
   now(): number {
     return this.time;
   }
@@ -428,24 +513,74 @@ class Simulation implements NodeHost, ClientHost {
       if (this.phase !== 'done') this.violation('harness', 'event queue ran dry');
       this.finalChecks();
     } catch (e) {
-      if (e instanceof SimViolation) violation = { kind: e.kind, message: e.message };
-      else if (e instanceof StorageError) violation = { kind: 'storage', message: e.message };
-      else violation = { kind: 'exception', message: e instanceof Error ? `${e.message}\n${e.stack}` : String(e) };
-      this.trace(`VIOLATION ${violation.kind}: ${violation.message.split('\n')[0]}`);
-      if (violation.kind !== 'liveness') {
-        try {
-          violation.message += `\ncluster:${this.describeCluster()}`;
-        } catch {
-          // a core that threw may not answer status()
+      violation = this.caught(e);
+    }
+    return this.result(violation);
+  }
+
+  /** store mode: the same loop, awaiting the deferred store work after every event */
+  async runStore(): Promise<SimResult> {
+    let violation: { kind: string; message: string } | undefined;
+    const parent = this.o.storeDir ?? (fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir());
+    this.storeBase = fs.mkdtempSync(path.join(parent, `hanfs-sim-${this.o.seed}-`));
+    try {
+      this.setup();
+      await this.drain();
+      while (this.phase !== 'done') {
+        const ev = this.queue.pop();
+        if (!ev) break;
+        this.time = ev.time;
+        this.events++;
+        ev.run();
+        await this.drain();
+        if (this.queue.size > MAX_QUEUE) {
+          this.violation('runaway', `more than ${MAX_QUEUE} events pending (a message storm?): ${this.describeCluster()}`);
         }
       }
+      if (this.phase !== 'done') this.violation('harness', 'event queue ran dry');
+      await this.finalChecksStore();
+    } catch (e) {
+      violation = this.caught(e);
     }
+    this.deferred.length = 0;
+    for (const n of this.nodes.values()) if (n instanceof StoreSimNode) await n.closeStore().catch(() => undefined);
+    for (const st of this.openStores) await st.close().catch(() => undefined);
+    this.openStores.clear();
+    fs.rmSync(this.storeBase, { recursive: true, force: true });
+    return this.result(violation);
+  }
+
+  private async drain(): Promise<void> {
+    while (this.deferred.length > 0) await this.deferred.shift()!();
+  }
+
+  private caught(e: unknown): { kind: string; message: string } {
+    let violation: { kind: string; message: string };
+    if (e instanceof SimViolation) violation = { kind: e.kind, message: e.message };
+    else if (e instanceof StorageError) violation = { kind: 'storage', message: e.message };
+    else violation = { kind: 'exception', message: e instanceof Error ? `${e.message}\n${e.stack}` : String(e) };
+    this.trace(`VIOLATION ${violation.kind}: ${violation.message.split('\n')[0]}`);
+    if (violation.kind !== 'liveness') {
+      try {
+        violation.message += `\ncluster:${this.describeCluster()}`;
+      } catch {
+        // a core that threw may not answer status()
+      }
+    }
+    return violation;
+  }
+
+  private result(violation: { kind: string; message: string } | undefined): SimResult {
     const cs = this.checkers.stats();
-    let snapshotsMade = 0, snapshotsInstalled = 0, crashes = 0;
+    let snapshotsMade = 0, snapshotsInstalled = 0, crashes = 0, redos = 0, lostBatches = 0;
     for (const n of this.nodes.values()) {
       snapshotsMade += n.snapshotsMade;
       snapshotsInstalled += n.snapshotsInstalled;
       crashes += n.crashes;
+      if (n instanceof StoreSimNode) {
+        redos += n.redos;
+        lostBatches += n.lostBatches;
+      }
     }
     return {
       seed: this.o.seed,
@@ -474,6 +609,9 @@ class Simulation implements NodeHost, ClientHost {
         messages: this.messages,
         linearizability: this.linResult,
         settledAfterTicks: this.settledAfter,
+        digests: this.digests,
+        redos,
+        lostBatches,
       },
       replay: replayCommand({ ...this.o }),
     };
@@ -482,11 +620,13 @@ class Simulation implements NodeHost, ClientHost {
   private setup(): void {
     this.trace(`seed ${this.o.seed} nodes ${this.o.nodes} ticks ${this.o.ticks} bug ${this.bug} params ${JSON.stringify(this.p)}`);
     for (const id of this.initialConf.voters) this.addNode(id, this.initialConf);
-    const keys = ['a', 'b', 'c', 'd'].slice(0, this.p.keys);
+    const keys = STORE_KEYS.slice(0, this.p.keys);
     const cp: ClientParams = {
       keys,
-      pPut: 0.3,
-      pAppend: 0.35,
+      // store mode: keys are file blocks, registers (an NFS WRITE overwrites; there is no atomic append)
+      pPut: this.o.store ? 0.55 : 0.3,
+      pAppend: this.o.store ? 0 : 0.35,
+      store: this.o.store,
       thinkMax: 3 * TICK,
       timeout: 8 * TICK,
       maxAttempts: 10,
@@ -504,7 +644,7 @@ class Simulation implements NodeHost, ClientHost {
 
   private addNode(id: number, conf: ConfState): SimNode {
     const period = Math.round(TICK * (1 + (this.rng.float() * 2 - 1) * this.p.skew));
-    const n = new SimNode(id, this, conf, period);
+    const n = this.o.store ? new StoreSimNode(id, this, conf, period) : new SimNode(id, this, conf, period);
     this.nodes.set(id, n);
     n.start();
     this.scheduleTick(n);
@@ -563,7 +703,7 @@ class Simulation implements NodeHost, ClientHost {
   }
 
   private restart(n: SimNode): void {
-    if (n.alive || this.decommissioned.has(n.id)) return;
+    if (n.alive || n.isStarting || this.decommissioned.has(n.id)) return;
     n.start();
     this.scheduleTick(n);
   }
@@ -726,6 +866,65 @@ class Simulation implements NodeHost, ClientHost {
       }
     }
     this.trace(`settled after ${this.settledAfter} ticks: ${this.ackedIds.size} acked writes on ${members.length} members`);
+    const r = checkOperations(kvModel, this.history, { maxSteps: this.o.linearizabilitySteps ?? 500_000 });
+    if (r.result === 'illegal') {
+      this.linResult = 'illegal';
+      this.violation(
+        'linearizability',
+        `history of key partition ${r.partition} is not linearizable (${r.ops.length} ops); longest linearizable prefix:\n  ` +
+          r.longestPrefix.join('\n  ') + `\nall ops:\n  ` + r.ops.join('\n  '),
+      );
+    }
+    this.linResult = r.result;
+    this.trace(`linearizability ${r.result} over ${this.history.length} ops`);
+  }
+
+  /**
+   * Store mode's end checks: the Raft-level histories agree; every live member's store has the same
+   * digest at the same applied index; every acknowledged write was executed (once) by every member and
+   * its duplicate-request record is in every store; the final content of every key, read from the
+   * leader's store, is appended to the client history (a read after everything), which must be
+   * linearizable: an acknowledged write that was lost, or a write that took effect twice, shows there.
+   */
+  private async finalChecksStore(): Promise<void> {
+    const l = this.leader()! as StoreSimNode;
+    const members = this.members(l).map((id) => this.nodes.get(id)! as StoreSimNode);
+    const ref = await l.storeDigest();
+    const refSum = digestChecksum(ref);
+    for (const n of members) {
+      if (n.sm.chain !== l.sm.chain) {
+        this.violation('state-machine-safety', `n${n.id} and leader n${l.id} have different histories at applied index ${n.sm.appliedIndex}`);
+      }
+      if (n === l) continue;
+      const d = await n.storeDigest();
+      this.digests++;
+      if (n.store!.appliedIndex !== l.store!.appliedIndex || digestChecksum(d) !== refSum) {
+        const diff = firstDifference(ref, d);
+        this.violation(
+          'store-divergence',
+          `n${n.id}'s store (applied ${n.store!.appliedIndex}) differs from leader n${l.id}'s (applied ${l.store!.appliedIndex}): ` +
+            (diff ? describeDifference(diff) : 'digests differ'),
+        );
+      }
+    }
+    for (const id of this.ackedIds) {
+      for (const n of members) {
+        if (!n.executedAt.has(id)) this.violation('lost-ack', `acknowledged write ${id} was never executed by n${n.id}'s store`);
+        if (this.bug !== 'store-no-dedup' && n.store!.lookupRequest(Buffer.from(id, 'latin1')) === undefined) {
+          this.violation('lost-ack', `acknowledged write ${id} has no duplicate-request record in n${n.id}'s store`);
+        }
+      }
+    }
+    for (const key of STORE_KEYS.slice(0, this.p.keys)) {
+      const value = await l.readKey(key);
+      this.history.push({ client: 0, input: { kind: 'get', key }, output: value, call: this.clock(), ret: this.clock() });
+      this.trace(`final ${key} = ${JSON.stringify(value)}`);
+    }
+    this.trace(`settled after ${this.settledAfter} ticks: ${this.ackedIds.size} acked writes on ${members.length} members, store digest ${refSum.slice(0, 12)} at ${l.store!.appliedIndex}`);
+    this.checkHistory();
+  }
+
+  private checkHistory(): void {
     const r = checkOperations(kvModel, this.history, { maxSteps: this.o.linearizabilitySteps ?? 500_000 });
     if (r.result === 'illegal') {
       this.linResult = 'illegal';
