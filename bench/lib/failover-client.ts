@@ -74,7 +74,15 @@ export class FailoverNfsClient {
     this.cred = authSys({ uid: 0, gid: 0, machine: `hanfs-bench-${name}` });
   }
 
-  async connect(timeoutMs = 60_000): Promise<void> {
+  private connecting: Promise<void> | null = null;
+
+  /** (re)connect; concurrent callers share one attempt */
+  connect(timeoutMs = 60_000): Promise<void> {
+    if (!this.connecting) this.connecting = this.doConnect(timeoutMs).finally(() => { this.connecting = null; });
+    return this.connecting;
+  }
+
+  private async doConnect(timeoutMs: number): Promise<void> {
     const until = Date.now() + timeoutMs;
     for (;;) {
       try {
@@ -124,7 +132,7 @@ export class FailoverNfsClient {
       } catch (e) {
         if ((e as Error).constructor.name === 'RpcTimeoutError') this.timeouts++;
         if (Date.now() > until) throw new Error(`${this.name}: proc ${proc} xid ${xid} unanswered for ${timeoutMs} ms: ${(e as Error).message}`);
-        if (this.conn === c) await this.connect(Math.max(1000, until - Date.now()));
+        if (this.conn === c || this.connecting) await this.connect(Math.max(1000, until - Date.now()));
         continue;
       }
       if (reply.kind !== 'accepted' || reply.acceptStat !== 0) throw new Error(`${this.name}: proc ${proc}: RPC error ${JSON.stringify(reply)}`);
