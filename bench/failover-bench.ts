@@ -85,7 +85,7 @@ function httpGet(port: number, p: string): Promise<string> {
   });
 }
 
-interface NodeFsync { count: number; sumS: number; over: Record<string, number>; serviceTakes: number }
+interface NodeFsync { count: number; sumS: number; over: Record<string, number>; serviceTakes: number; loopLagMaxMs: number; loopLagP99Ms: number }
 /** the Raft log fsync histogram of every running node: how many, mean, and how many took longer than 0.1/0.5/1 s */
 async function fsyncStats(c: TestCluster): Promise<Record<string, NodeFsync>> {
   const out: Record<string, NodeFsync> = {};
@@ -97,15 +97,18 @@ async function fsyncStats(c: TestCluster): Promise<Record<string, NodeFsync>> {
     const sumS = val(/^hanfs_raft_fsync_seconds_sum(?:\{[^}]*\})? (\S+)$/m);
     const over: Record<string, number> = {};
     for (const le of ['0.1', '0.5', '1']) over[`> ${le} s`] = count - val(new RegExp(`^hanfs_raft_fsync_seconds_bucket\\{[^}]*le="${le}"[^}]*\\} (\\S+)$`, 'm'));
-    const serviceTakes = val(/^hanfs_failovers_total(?:\{[^}]*\})? (\S+)$/m);
-    out[`node ${n.id}`] = { count, sumS, over, serviceTakes };
+    const serviceTakes = val(/^hanfs_failovers_total\{kind="took-office"\} (\S+)$/m);
+    // prom-client's event-loop delay histogram is reset at each scrape: this is the phase's
+    const loopLagMaxMs = 1000 * val(/^nodejs_eventloop_lag_max_seconds (\S+)$/m);
+    const loopLagP99Ms = 1000 * val(/^nodejs_eventloop_lag_p99_seconds (\S+)$/m);
+    out[`node ${n.id}`] = { count, sumS, over, serviceTakes, loopLagMaxMs, loopLagP99Ms };
   }
   return out;
 }
 
 function printFsync(title: string, f: Record<string, NodeFsync>): string {
-  return `\n${title}\n` + table(['node', 'Raft log fsyncs', 'mean ms', '> 0.1 s', '> 0.5 s', '> 1 s'],
-    Object.entries(f).map(([k, v]) => [k, String(v.count), fmt((1000 * v.sumS) / v.count, 2), String(v.over['> 0.1 s']), String(v.over['> 0.5 s']), String(v.over['> 1 s'])]));
+  return `\n${title}\n` + table(['node', 'Raft log fsyncs', 'mean ms', '> 0.1 s', '> 0.5 s', '> 1 s', 'service address taken', 'event-loop delay p99 ms', 'max ms'],
+    Object.entries(f).map(([k, v]) => [k, String(v.count), fmt((1000 * v.sumS) / v.count, 2), String(v.over['> 0.1 s']), String(v.over['> 0.5 s']), String(v.over['> 1 s']), fmt(v.serviceTakes, 0), fmt(v.loopLagP99Ms, 1), fmt(v.loopLagMaxMs, 1)]));
 }
 
 // ---- disk ----------------------------------------------------------------------------------------
@@ -439,6 +442,7 @@ async function main(): Promise<void> {
     }
     if (only.has('throughput')) {
       log('cluster throughput');
+      const before = await fsyncStats(c); // also resets the event-loop delay histograms
       const tp = await clusterThroughput(c);
       results.throughput = tp;
       const d = results.disk as Record<string, number> | undefined;
@@ -453,6 +457,14 @@ async function main(): Promise<void> {
       }
       out('\n### 3-node cluster on one disk vs the disk / 3\n' + table(['metric', 'cluster', 'disk / 3', 'ratio', 'target'], rows));
       const fs1 = await fsyncStats(c);
+      for (const [k, v] of Object.entries(fs1)) {
+        const b = before[k];
+        if (!b) continue;
+        v.count -= b.count;
+        v.sumS -= b.sumS;
+        v.serviceTakes -= b.serviceTakes;
+        for (const o of Object.keys(v.over)) v.over[o] -= b.over[o];
+      }
       results.throughputFsync = fs1;
       out(printFsync('Raft log fsyncs during the throughput phase (each node, from its /metrics)', fs1));
     }

@@ -49,6 +49,7 @@ const opts = parseArgs(process.argv.slice(2), {
   /** cluster: hanfs as a single-node Raft cluster (a `cluster` section of one member: every
    * mutation through the Raft log, as a cluster node serves it); plain: the standalone daemon */
   'hanfs-mode': 'cluster',
+  'hanfs-log-level': 'warn',
   'cpu-prof': false,
   keep: false,
   out: '',
@@ -72,6 +73,10 @@ interface Server {
   name: string;
   pid: number;
   client: BenchNfs;
+  /** a new connection (the server closed ours: a cluster node that released its service address) */
+  reconnect?: () => Promise<void>;
+  /** times the connection was lost and re-made */
+  reconnects?: number;
   root: Fh;
   rss?: RssSampler;
   stop(): Promise<void>;
@@ -99,7 +104,7 @@ async function startHanfs(work: string): Promise<Server> {
       listen: { host: '127.0.0.1', nfsPort, mountPort, portmapPort: 0 },
       admin: { host: '127.0.0.1', port: adminPort },
       exports: exportsCfg,
-      log: { level: 'warn' },
+      log: { level: String(opts['hanfs-log-level']) },
       cluster: {
         nodeId: 1,
         clusterId: 'bench',
@@ -108,7 +113,7 @@ async function startHanfs(work: string): Promise<Server> {
     }, null, 2));
     args = [...nodeArgs, cli, 'serve', '--config', configFile];
   } else if (String(opts['hanfs-mode']) === 'plain') {
-    fs.writeFileSync(configFile, JSON.stringify({ exports: exportsCfg, log: { level: 'warn' } }, null, 2));
+    fs.writeFileSync(configFile, JSON.stringify({ exports: exportsCfg, log: { level: String(opts['hanfs-log-level']) } }, null, 2));
     args = [
       ...nodeArgs, cli, 'serve', '--config', configFile, '--data-dir', dataDir,
       '--nfs-port', String(nfsPort), '--mount-port', String(mountPort), '--admin', `127.0.0.1:${adminPort}`,
@@ -129,13 +134,20 @@ async function startHanfs(work: string): Promise<Server> {
   }
   const client = await connectBenchNfs(String(opts.client), { name: 'hanfs', nfsPort, mountPort });
   const root = await client.mount(String(opts['hanfs-export']));
-  return {
-    name: 'hanfs', pid: m.pid, client, root, rss: new RssSampler(m.pid, 50),
+  const srv: Server = {
+    name: 'hanfs', pid: m.pid, client, root, rss: new RssSampler(m.pid, 50), reconnects: 0,
+    async reconnect() {
+      srv.client.close();
+      await waitPort(nfsPort, 30_000, () => !m.exited);
+      srv.client = await connectBenchNfs(String(opts.client), { name: 'hanfs', nfsPort, mountPort });
+      srv.reconnects!++;
+    },
     async stop() {
-      client.close();
+      srv.client.close();
       await m.stop();
     },
   };
+  return srv;
 }
 
 async function startGanesha(work: string): Promise<Server> {
@@ -524,6 +536,12 @@ async function main(): Promise<void> {
           } catch (e) {
             log(`${name} on ${s.name} failed: ${(e as Error).stack}`);
             pr.results[s.name] = { error: (e as Error).message };
+            // a single-node cluster closes every connection when it releases its service address
+            // (lease lapsed): reconnect so that the later phases still run
+            if (s.reconnect && /connection closed/.test((e as Error).message)) {
+              await s.reconnect();
+              log(`${s.name}: reconnected (${s.reconnects} so far)`);
+            }
           }
         }
         results.push(pr);
@@ -543,12 +561,12 @@ async function main(): Promise<void> {
       for (const s of srv) {
         s.rss?.sample();
         const m = procMem(s.pid);
-        mem[s.name] = { rssMB: (m?.rss ?? 0) / MiB, peakSampledMB: (s.rss?.peakRss ?? 0) / MiB, vmHwmMB: (s.rss?.hwm ?? 0) / MiB };
+        mem[s.name] = { rssMB: (m?.rss ?? 0) / MiB, peakSampledMB: (s.rss?.peakRss ?? 0) / MiB, vmHwmMB: (s.rss?.hwm ?? 0) / MiB, connectionsLost: s.reconnects ?? 0 };
       }
       memory.push(mem);
       process.stdout.write(`\nmemory after loop ${loop}: ` + srv.map((s) => {
         const m = mem[s.name] as { rssMB: number; peakSampledMB: number };
-        return `${s.name} RSS ${m.rssMB.toFixed(1)} MB (peak sampled ${m.peakSampledMB.toFixed(1)} MB)`;
+        return `${s.name} RSS ${m.rssMB.toFixed(1)} MB (peak sampled ${m.peakSampledMB.toFixed(1)} MB)${s.reconnects ? `, connection lost ${s.reconnects} times` : ''}`;
       }).join('; ') + '\n');
     }
   } catch (e) {
