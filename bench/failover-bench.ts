@@ -39,6 +39,8 @@ const PHASES = ['disk', 'throughput', 'kill', 'transfer', 'failback'] as const;
 type Phase = (typeof PHASES)[number];
 
 const opts = parseArgs(process.argv.slice(2), {
+  /** 3; 1 runs the disk and throughput phases against a single-node cluster (ratios vs disk / 1) */
+  nodes: 3,
   kills: 20,
   transfers: 10,
   failbacks: 5,
@@ -429,7 +431,7 @@ async function main(): Promise<void> {
   const events: FailEvent[] = [];
   let wl: Workload | undefined;
   try {
-    c = await TestCluster.start({ nodes: 3, logLevel: String(opts['log-level']), tickMs, electionTicks });
+    c = await TestCluster.start({ nodes: Number(opts.nodes), logLevel: String(opts['log-level']), tickMs, electionTicks });
     log(`cluster in ${c.workDir}: tickMs ${tickMs}, electionTicks ${electionTicks}; nfs ${c.nfsPort} mount ${c.mountPort}; admin ${c.adminList}`);
     const cc = c;
     rssTimer = setInterval(() => sampleRss(cc), 100);
@@ -447,15 +449,16 @@ async function main(): Promise<void> {
       results.throughput = tp;
       const d = results.disk as Record<string, number> | undefined;
       const rows: string[][] = [];
-      const ratio = (v: number, base: number | undefined): string => (base ? (v / (base / 3)).toFixed(2) + 'x' : '-');
+      const N = Number(opts.nodes);
+      const ratio = (v: number, base: number | undefined): string => (base ? (v / (base / N)).toFixed(2) + 'x' : '-');
       for (const [k, v] of Object.entries(tp)) {
         let r = '';
         let base = '';
-        if (k === 'seq write MiB/s') { r = ratio(v, d?.['dd MiB/s']); base = d ? fmt(d['dd MiB/s'] / 3, 1) : '-'; }
-        if (k === '4 KiB WRITE+COMMIT /s' || k === '4 KiB FILE_SYNC WRITE /s') { r = ratio(v, d?.['4 KiB write+fdatasync /s']); base = d ? fmt(d['4 KiB write+fdatasync /s'] / 3, 1) : '-'; }
+        if (k === 'seq write MiB/s') { r = ratio(v, d?.['dd MiB/s']); base = d ? fmt(d['dd MiB/s'] / N, 1) : '-'; }
+        if (k === '4 KiB WRITE+COMMIT /s' || k === '4 KiB FILE_SYNC WRITE /s') { r = ratio(v, d?.['4 KiB write+fdatasync /s']); base = d ? fmt(d['4 KiB write+fdatasync /s'] / N, 1) : '-'; }
         rows.push([k, fmt(v, 2), base, r, r ? '>= 0.8x' : '']);
       }
-      out('\n### 3-node cluster on one disk vs the disk / 3\n' + table(['metric', 'cluster', 'disk / 3', 'ratio', 'target'], rows));
+      out(`\n### ${N}-node cluster on one disk vs the disk / ${N}\n` + table(['metric', 'cluster', `disk / ${N}`, 'ratio', 'target'], rows));
       const fs1 = await fsyncStats(c);
       for (const [k, v] of Object.entries(fs1)) {
         const b = before[k];

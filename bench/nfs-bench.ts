@@ -11,6 +11,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { connectBenchNfs, type BenchNfs, type Fh, type DirEntryPlus } from './lib/nfs-target';
@@ -77,6 +78,8 @@ interface Server {
   reconnect?: () => Promise<void>;
   /** times the connection was lost and re-made */
   reconnects?: number;
+  /** admin port (hanfs): /metrics is scraped after each phase */
+  adminPort?: number;
   root: Fh;
   rss?: RssSampler;
   stop(): Promise<void>;
@@ -135,7 +138,7 @@ async function startHanfs(work: string): Promise<Server> {
   const client = await connectBenchNfs(String(opts.client), { name: 'hanfs', nfsPort, mountPort });
   const root = await client.mount(String(opts['hanfs-export']));
   const srv: Server = {
-    name: 'hanfs', pid: m.pid, client, root, rss: new RssSampler(m.pid, 50), reconnects: 0,
+    name: 'hanfs', pid: m.pid, client, root, rss: new RssSampler(m.pid, 50), reconnects: 0, adminPort,
     async reconnect() {
       srv.client.close();
       await waitPort(nfsPort, 30_000, () => !m.exited);
@@ -438,6 +441,28 @@ async function bigDirList(s: Server, n: number): Promise<Metrics> {
   };
 }
 
+/**
+ * From the daemon's /metrics: the largest event-loop delay since the last scrape (prom-client resets
+ * its histogram at each scrape, so: during the phase) and, for a cluster node, how many times it took
+ * its service address (more than once = it released it, closing every client connection).
+ */
+async function adminFigures(port: number): Promise<Metrics> {
+  const text = await new Promise<string>((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port, path: '/metrics', timeout: 5000 }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (d: Buffer) => chunks.push(d));
+      res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(''));
+  });
+  const val = (re: RegExp): number => Number(re.exec(text)?.[1] ?? NaN);
+  const out: Metrics = { 'event-loop delay max ms': 1000 * val(/^nodejs_eventloop_lag_max_seconds (\S+)$/m) };
+  const takes = val(/^hanfs_failovers_total\{kind="took-office"\} (\S+)$/m);
+  if (Number.isFinite(takes)) out['service address takes (total)'] = takes;
+  return out;
+}
+
 // ---- reporting --------------------------------------------------------------------------------------
 
 interface PhaseResult {
@@ -519,7 +544,15 @@ async function main(): Promise<void> {
     const loops = Number(opts.loops);
     const dirs = new Map<string, Fh>();
     for (let loop = 1; loop <= loops; loop++) {
-      for (const s of srv) dirs.set(s.name, await mkdirFresh(s, `run-${loop}`));
+      for (const s of srv) {
+        try {
+          dirs.set(s.name, await mkdirFresh(s, `run-${loop}`));
+        } catch (e) {
+          if (!s.reconnect) throw e;
+          await s.reconnect();
+          dirs.set(s.name, await mkdirFresh(s, `run-${loop}`));
+        }
+      }
       const phase = async (name: Phase, f: (s: Server) => Promise<Metrics>): Promise<void> => {
         if (!only.has(name)) return;
         const pr: PhaseResult = { phase: name, loop, results: {} };
@@ -533,12 +566,13 @@ async function main(): Promise<void> {
             // the client shares the 2 cores with the server: how busy it kept one of them
             m['client CPU %'] = (100 * (cpu.user + cpu.system) / 1000) / (now() - w0);
             pr.results[s.name] = m;
+            if (s.adminPort) Object.assign(m, await adminFigures(s.adminPort));
           } catch (e) {
             log(`${name} on ${s.name} failed: ${(e as Error).stack}`);
             pr.results[s.name] = { error: (e as Error).message };
             // a single-node cluster closes every connection when it releases its service address
             // (lease lapsed): reconnect so that the later phases still run
-            if (s.reconnect && /connection closed/.test((e as Error).message)) {
+            if (s.reconnect) {
               await s.reconnect();
               log(`${s.name}: reconnected (${s.reconnects} so far)`);
             }
