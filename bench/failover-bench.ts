@@ -26,9 +26,10 @@
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
-import { execFileSync } from 'node:child_process';
+import * as os from 'node:os';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { TestCluster } from '../test/support/cluster';
+import { TestCluster, type ClusterNode } from '../test/support/cluster';
 import { CLI, run } from '../test/support/util';
 import { FailoverNfsClient, NFS3_OK, NFS3ERR_EXIST, NFS3ERR_JUKEBOX, NFS3ERR_NOENT, NFS3ERR_STALE } from './lib/failover-client';
 import { ProjectBenchNfs } from './lib/nfs-target';
@@ -426,7 +427,26 @@ async function main(): Promise<void> {
   const results: Record<string, unknown> = {};
   let failure: unknown = null;
   const out = (s: string): void => void process.stdout.write(s + '\n');
-  if (opts['cpu-prof']) process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --cpu-prof`.trim();
+  const profDir = path.join(os.tmpdir(), `hanfs-failover-prof-${started.toISOString().replace(/[:.]/g, '-')}`);
+  if (opts['cpu-prof']) {
+    fs.mkdirSync(profDir, { recursive: true });
+    // --cpu-prof is not allowed in NODE_OPTIONS: start the nodes with it on the command line (the
+    // profile is written when a node exits on SIGTERM at the end)
+    const children = new Set<ChildProcess>();
+    process.on('exit', () => { for (const ch of children) if (ch.pid && ch.exitCode === null) try { process.kill(ch.pid, 'SIGKILL'); } catch { /* gone */ } });
+    TestCluster.prototype.spawn = function (node: ClusterNode): void {
+      if (node.running) throw new Error(`node ${node.id} already running`);
+      node.starts++;
+      const logStream = fs.createWriteStream(node.logFile);
+      const child = spawn(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${profDir}`, CLI, 'serve', '--config', node.configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+      node.child = child;
+      children.add(child);
+      child.stdout!.pipe(logStream);
+      child.stderr!.pipe(logStream);
+      child.once('exit', () => children.delete(child));
+    };
+    out(`CPU profiles of the nodes: ${profDir}`);
+  }
   let c: TestCluster | undefined;
   const events: FailEvent[] = [];
   let wl: Workload | undefined;
