@@ -490,11 +490,19 @@ export class RaftNode {
     // 0. a leader's appends and heartbeats of an already durable term may leave before its own
     //    fsync (they promise nothing about this node's disk; the core counts the leader's own copy
     //    only after advance()). Votes and acknowledgements wait for the fsync below.
+    //    A follower's heartbeat answer leaves early too, without the log position it carries (that
+    //    claims entries durable: the full answer follows the fsync): the leader's lease and ReadIndex
+    //    rounds must not wait behind this node's disk (a term it acknowledges is already durable).
     const late: Message[] = [];
     for (const m of rd.messages) {
       if ((m.type === MsgType.App || m.type === MsgType.Heartbeat || m.type === MsgType.Snap) && m.term <= this.durableTerm && m.to !== this.id) {
         this.transport.send(m);
-      } else late.push(m);
+      } else {
+        if (m.type === MsgType.HeartbeatResp && m.term <= this.durableTerm && m.to !== this.id && (rd.entries.length > 0 || rd.snapshot)) {
+          this.transport.send({ type: m.type, from: m.from, to: m.to, term: m.term, context: m.context });
+        }
+        late.push(m);
+      }
     }
     // 1. persist: snapshot file (durable on return), then entries, then the hard state, one fsync
     if (rd.snapshot) {

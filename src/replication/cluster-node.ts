@@ -242,6 +242,8 @@ export async function startClusterNode(config: HanfsConfig, opts: { log?: Logger
   const host = config.listen.host;
 
   let rpc: RpcServer | undefined;
+  /** the ports the service address was last bound on (differ from the config only for port 0) */
+  let bound = { nfs: config.listen.nfsPort, mount: config.listen.mountPort };
   service = new ServiceAddress({
     log,
     serving: () => gate.serving(),
@@ -259,8 +261,10 @@ export async function startClusterNode(config: HanfsConfig, opts: { log?: Logger
       bind: async () => {
         const r = new RpcServer({ limits: config.limits, log, metrics });
         try {
-          const nfs = await r.listenTcp(host, config.listen.nfsPort, [nfs3]);
-          const mnt = await listenBoth(r, host, config.listen.mountPort, [mount]);
+          const nfs = await r.listenTcp(host, bound.nfs, [nfs3]);
+          const mnt = await listenBoth(r, host, bound.mount, [mount]);
+          // (port 0, a single node's tests: keep the ports it got, so clients find it again)
+          bound = { nfs: nfs.port, mount: mnt.tcp.port };
           if (config.listen.portmapPort !== 0) {
             // the portmapper moves with the service address too (it names the service's ports)
             const pm = new PortmapProgram();
@@ -301,8 +305,12 @@ export async function startClusterNode(config: HanfsConfig, opts: { log?: Logger
   service.poke();
 
   const first = config.exports[0];
-  const cmd = mountCommand(host, config.listen.nfsPort, config.listen.mountPort, first.path).replace(',nolock', ',nolock,hard');
-  const url = libnfsUrl(host, config.listen.nfsPort, config.listen.mountPort, first.path);
+  // an ephemeral service port (port 0) is known once bound: a sole voter binds at once
+  if (bound.nfs === 0 || bound.mount === 0) {
+    for (let i = 0; i < 400 && !service.isHeld; i++) await new Promise((r) => setTimeout(r, 25));
+  }
+  const cmd = mountCommand(host, bound.nfs, bound.mount, first.path).replace(',nolock', ',nolock,hard');
+  const url = libnfsUrl(host, bound.nfs, bound.mount, first.path);
   log.info(
     {
       dataDir: config.dataDir,
