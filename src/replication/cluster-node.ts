@@ -138,6 +138,7 @@ export async function startClusterNode(config: HanfsConfig, opts: { log?: Logger
       const diff = sameSettings(settings, c);
       if (diff) throw new Error(`replicated settings differ at log index ${index} (${diff}): this node must not serve or apply`);
     },
+    members: () => memberRecords(members),
     onMembers: (records) => {
       members.clear();
       for (const r of records) {

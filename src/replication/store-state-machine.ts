@@ -24,16 +24,19 @@ export interface SnapshotDescriptor {
   /** the node whose store the snapshot is (it took it; it can stream it) */
   node: number;
   index: number;
+  /** the members' addresses as that node knew them (the log entries that carried them are gone) */
+  members?: MemberRecord[];
 }
 
 export function encodeDescriptor(d: SnapshotDescriptor): Uint8Array {
-  return Buffer.from(JSON.stringify({ v: 1, node: d.node, index: d.index }));
+  return Buffer.from(JSON.stringify({ v: 1, node: d.node, index: d.index, members: d.members }));
 }
 
 export function decodeDescriptor(b: Uint8Array): SnapshotDescriptor {
-  const o = JSON.parse(Buffer.from(b).toString('utf8')) as { v: number; node: number; index: number };
+  const o = JSON.parse(Buffer.from(b).toString('utf8')) as { v: number; node: number; index: number; members?: MemberRecord[] };
   if (o.v !== 1 || !Number.isSafeInteger(o.node) || !Number.isSafeInteger(o.index)) throw new Error('bad snapshot descriptor');
-  return { node: o.node, index: o.index };
+  if (o.members !== undefined && !Array.isArray(o.members)) throw new Error('bad snapshot descriptor');
+  return { node: o.node, index: o.index, members: o.members };
 }
 
 export interface StoreStateMachineOptions {
@@ -42,6 +45,8 @@ export interface StoreStateMachineOptions {
   onConfig?: (c: ClusterConfigRecord, index: number) => void;
   /** the members' addresses, as replicated */
   onMembers?: (m: MemberRecord[], index: number) => void;
+  /** the members' addresses as this node knows them now (carried in snapshot descriptors) */
+  members?: () => MemberRecord[];
   /** replace the store with one streamed from another node holding at least `meta.index`; returns
    * the new store */
   fetchStore?: (d: SnapshotDescriptor, meta: SnapshotMeta) => Promise<LevelBlockStore>;
@@ -112,12 +117,14 @@ export class StoreStateMachine implements StateMachine {
   }
 
   snapshot(index: number): Uint8Array {
-    return encodeDescriptor({ node: this.o.nodeId, index });
+    return encodeDescriptor({ node: this.o.nodeId, index, members: this.o.members?.() });
   }
 
   async restore(data: Uint8Array, meta: SnapshotMeta): Promise<void> {
     if (!this.o.fetchStore) throw new Error('this node cannot fetch a store snapshot');
     const d = decodeDescriptor(data);
+    // the addresses first: the store may have to be fetched from a member this node did not know
+    if (d.members) this.o.onMembers?.(d.members, meta.index);
     this.store = await this.o.fetchStore(d, meta);
   }
 
