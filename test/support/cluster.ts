@@ -43,6 +43,8 @@ export interface ClusterOptions {
   exports?: TestExport[];
   /** limits over the cluster's defaults, for every node */
   limits?: Partial<Limits>;
+  /** called for each node before its first start, with its data dir (e.g. to mount something there) */
+  prepare?: (id: number, dataDir: string) => void;
 }
 
 export class ClusterNode {
@@ -113,6 +115,7 @@ export class TestCluster {
       nodes.push(new ClusterNode(i, dir, configPath, ports[2 + 3 * (i - 1) + 2]));
     }
     const c = new TestCluster(workDir, nodes, nfsPort, mountPort);
+    for (const node of nodes) o.prepare?.(node.id, path.join(node.dir, 'data'));
     for (const node of nodes) c.spawn(node);
     return c;
   }
