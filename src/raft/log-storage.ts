@@ -20,6 +20,7 @@ import {
   BaseRecord,
   RECORD_HEADER_BYTES,
   RecordType,
+  allZero,
   anyValidRecordAfter,
   decodeBase,
   decodeEntryHead,
@@ -29,6 +30,7 @@ import {
   encodeEntryRecord,
   encodeHardStateRecord,
   encodeSegmentHeader,
+  lastNonZero,
   parseRecord,
   ENTRY_FIXED_BYTES,
 } from './segment-format';
@@ -117,11 +119,26 @@ export interface StorageStats {
   cacheEntries: number;
   /** bytes cut from a torn tail at open */
   recoveredTornBytes: number;
+  /** rolls that renamed a preallocated (zero-filled, fdatasync'ed) file into the new segment */
+  preallocatedSegments: number;
+  /** a preallocated file for the next segment is ready */
+  nextSegmentReady: boolean;
+}
+
+/** The next segment, being zero-filled in the background (see prepareNext). */
+interface Prepared {
+  file: string;
+  fd: number;
+  ready: boolean;
+  cancelled: boolean;
+  done: Promise<void>;
 }
 
 const SEG_RE = /^(\d{16})\.seg$/;
 const segName = (seq: number) => `${String(seq).padStart(16, '0')}.seg`;
 const LOCK = 'LOCK';
+/** the next segment while it is being preallocated; does not match SEG_RE */
+const NEXT_TMP = 'next.tmp';
 
 const noopLogger: StorageLogger = { info() {}, warn() {}, error() {} };
 
@@ -169,7 +186,13 @@ export class LogStorage implements LogReader {
     cacheBytes: 0,
     cacheEntries: 0,
     recoveredTornBytes: 0,
+    preallocatedSegments: 0,
+    nextSegmentReady: false,
   };
+
+  /** the next segment's preallocated file (at most one) and the segment it was started for */
+  private prep: Prepared | undefined;
+  private prepStartedFor = -1;
 
   private constructor(o: LogStorageOptions) {
     this.dir = o.dir;
@@ -273,6 +296,7 @@ export class LogStorage implements LogReader {
       indexBytes: this.index.memoryBytes(),
       cacheBytes: this.cacheSize,
       cacheEntries: this.cache.size,
+      nextSegmentReady: this.prep?.ready === true,
     };
   }
 
@@ -407,6 +431,13 @@ export class LogStorage implements LogReader {
     }
     while (this.syncing) await new Promise((r) => setTimeout(r, 1));
     this.closed = true;
+    const p = this.prep;
+    if (p) {
+      this.prep = undefined;
+      p.cancelled = true;
+      await p.done;
+      this.discardPrepared(p);
+    }
     this.closeFds();
     this.unlock();
   }
@@ -422,6 +453,7 @@ export class LogStorage implements LogReader {
     if (this.failure) return this.failure;
     const err = new StorageFailedError(`raft log storage failed in ${op}: ${(e as Error)?.message ?? e}`, e);
     this.failure = err;
+    if (this.prep) this.prep.cancelled = true;
     this.log.error({ err: (e as Error)?.message, op, dir: this.dir }, 'raft log storage failed; node must stop');
     for (const w of this.waiters.splice(0)) w.reject(err);
     return err;
@@ -479,6 +511,7 @@ export class LogStorage implements LogReader {
     cur.size += n;
     this.written += n;
     this.dirty.add(cur.fd);
+    if (cur.size >= this.segmentBytes / 2 && this.prepStartedFor !== cur.seq) this.prepareNext();
   }
 
   /** Close the current segment (fsynced now, so a later segment never survives a crash that an
@@ -486,6 +519,10 @@ export class LogStorage implements LogReader {
   private roll(): void {
     this.flush();
     const old = this.cur;
+    // a preallocated segment is cut where its records end: only the newest segment has a zero tail
+    // (replay accepts zeros as the end of the log there and nowhere else). The fdatasync below makes
+    // the new length durable before the next segment's name exists.
+    if (fs.fstatSync(old.fd).size > old.size) fs.ftruncateSync(old.fd, old.size);
     const t0 = process.hrtime.bigint();
     this.io.fdatasyncSync(old.fd);
     this.noteFsync(Number(process.hrtime.bigint() - t0) / 1e9);
@@ -495,7 +532,7 @@ export class LogStorage implements LogReader {
 
   private createSegment(seq: number): void {
     const file = path.join(this.dir, segName(seq));
-    const fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
+    const fd = this.takePrepared(file) ?? fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
     const last = this.base.index + this.index.length;
     const seg: Segment = { seq, file, fd, size: 0 };
     this.segments.push(seg);
@@ -511,6 +548,73 @@ export class LogStorage implements LogReader {
       }),
     );
     this.flush();
+  }
+
+  /** Start zero-filling the next segment's file in the background (once per current segment, when it
+   * is half full): written in 1 MiB chunks by the thread pool, fdatasync'ed every 8 MiB and at the
+   * end, so that its size and block allocation are on disk before it becomes a segment. Appends to
+   * it then overwrite allocated blocks, and their fdatasync has only data to flush, no journal
+   * commit of a new file size. Best effort: on any error the roll creates an empty file as before. */
+  private prepareNext(): void {
+    this.prepStartedFor = this.cur.seq;
+    if (this.prep || this.closed || this.failure) return;
+    const p: Prepared = { file: path.join(this.dir, NEXT_TMP), fd: -1, ready: false, cancelled: false, done: Promise.resolve() };
+    this.prep = p;
+    const total = this.segmentBytes;
+    p.done = (async () => {
+      try {
+        fs.rmSync(p.file, { force: true });
+        p.fd = fs.openSync(p.file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
+        const zeros = Buffer.alloc(Math.min(1 << 20, total));
+        let off = 0;
+        let unsynced = 0;
+        while (off < total && !p.cancelled) {
+          const n = await writeAsync(p.fd, zeros, 0, Math.min(zeros.length, total - off), off);
+          off += n;
+          unsynced += n;
+          if (unsynced >= 8 << 20 || off >= total) {
+            await fdatasyncAsync(p.fd);
+            unsynced = 0;
+          }
+        }
+        if (!p.cancelled) p.ready = true;
+      } catch (e) {
+        this.log.warn({ err: (e as Error).message }, 'raft log: could not preallocate the next segment; it will be created empty');
+        p.cancelled = true;
+      }
+      if (p.cancelled) {
+        if (this.prep === p) this.prep = undefined;
+        this.discardPrepared(p);
+      }
+    })();
+  }
+
+  /** The prepared file renamed to `file` (the caller fsyncs the directory), or undefined if none is ready. */
+  private takePrepared(file: string): number | undefined {
+    const p = this.prep;
+    if (!p || !p.ready) return undefined;
+    this.prep = undefined;
+    try {
+      if (fs.existsSync(file)) throw new Error(`${file} exists`);
+      fs.renameSync(p.file, file);
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'raft log: preallocated segment not used');
+      this.discardPrepared(p);
+      return undefined;
+    }
+    this.st.preallocatedSegments++;
+    return p.fd;
+  }
+
+  private discardPrepared(p: Prepared): void {
+    if (p.fd < 0) return;
+    try {
+      fs.closeSync(p.fd);
+      fs.unlinkSync(p.file);
+    } catch {
+      /* gone; a leftover is removed at the next open */
+    }
+    p.fd = -1;
   }
 
   private noteFsync(sec: number): void {
@@ -704,6 +808,11 @@ export class LogStorage implements LogReader {
   }
 
   private async replay(): Promise<void> {
+    // a next segment that was being preallocated when the process stopped: never part of the log
+    if (fs.existsSync(path.join(this.dir, NEXT_TMP))) {
+      fs.rmSync(path.join(this.dir, NEXT_TMP), { force: true });
+      this.log.info({ file: NEXT_TMP }, 'raft log: leftover preallocation file removed');
+    }
     const seqs = fs
       .readdirSync(this.dir)
       .map((n) => SEG_RE.exec(n))
@@ -727,9 +836,16 @@ export class LogStorage implements LogReader {
       const buf = fs.readFileSync(file);
       let off = 0;
       let records = 0;
+      let zeroTail = false;
       while (off < buf.length) {
         const r = parseRecord(buf, off, buf.length, this.maxRecordBytes);
         if (!r.ok) {
+          if (isLast && allZero(buf, off, buf.length)) {
+            // preallocated space never written (or never reached the disk): the end of the log.
+            // Nothing to cut: appends go on overwriting the zeros.
+            zeroTail = true;
+            break;
+          }
           if (!isLast) this.corrupt(`segment ${seq} damaged at offset ${off} (${r.reason}) and later segments exist`);
           const later = anyValidRecordAfter(buf, off + 1, buf.length, this.maxRecordBytes);
           if (later >= 0)
@@ -738,8 +854,9 @@ export class LogStorage implements LogReader {
                 'not cut automatically: the damage may cover acknowledged entries. Restore this node from its peers ' +
                 '(move the raft directory away and re-add the node) or, if only never-synced data can be affected, truncate the segment at that offset',
             );
-          this.log.warn({ segment: seq, offset: off, cutBytes: buf.length - off, reason: r.reason }, 'raft log: torn tail truncated');
-          this.st.recoveredTornBytes += buf.length - off;
+          const torn = lastNonZero(buf, off, buf.length) + 1 - off; // zeros after it: preallocated space
+          this.log.warn({ segment: seq, offset: off, cutBytes: torn, fileBytes: buf.length - off, reason: r.reason }, 'raft log: torn tail truncated');
+          this.st.recoveredTornBytes += torn;
           break;
         }
         const at = off;
@@ -826,7 +943,7 @@ export class LogStorage implements LogReader {
           reopenPrev = true;
         } else {
           const fd = fs.openSync(file, 'r+');
-          if (off < buf.length) {
+          if (off < buf.length && !zeroTail) {
             fs.ftruncateSync(fd, off);
             fs.fsyncSync(fd);
           }
@@ -887,4 +1004,12 @@ function pidAlive(pid: number): boolean {
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+function writeAsync(fd: number, b: Buffer, off: number, len: number, pos: number): Promise<number> {
+  return new Promise((res, rej) => fs.write(fd, b, off, len, pos, (e, n) => (e ? rej(e) : res(n))));
+}
+
+function fdatasyncAsync(fd: number): Promise<void> {
+  return new Promise((res, rej) => fs.fdatasync(fd, (e) => (e ? rej(e) : res())));
 }

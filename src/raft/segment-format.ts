@@ -171,7 +171,10 @@ export function parseRecord(buf: Buffer, off: number, end: number, maxPayload: n
 /** Offset of the first valid record starting somewhere in buf[from, end), or -1: used to tell a torn
  * tail (nothing valid after the damage) from corruption in the middle of the log (valid records follow). */
 export function anyValidRecordAfter(buf: Buffer, from: number, end: number, maxPayload: number): number {
-  for (let off = from; off + RECORD_HEADER_BYTES <= end; off++) {
+  // every valid record has a non-zero type byte at off + 8: offsets past the last non-zero byte
+  // (a zero-filled, preallocated tail) cannot start one and are not scanned byte by byte
+  const lastNz = lastNonZero(buf, from, end);
+  for (let off = from; off + RECORD_HEADER_BYTES <= end && off + 8 <= lastNz; off++) {
     const len = buf.readUInt32LE(off);
     if (len > maxPayload || off + RECORD_HEADER_BYTES + len > end) continue;
     const t = buf[off + 8];
@@ -180,4 +183,24 @@ export function anyValidRecordAfter(buf: Buffer, from: number, end: number, maxP
     if (r.ok) return off;
   }
   return -1;
+}
+
+const ZEROS = Buffer.alloc(64 * 1024);
+
+/** Offset of the last non-zero byte in buf[from, end), or -1 (compares 64 KiB blocks natively). */
+export function lastNonZero(buf: Buffer, from: number, end: number): number {
+  let hi = end;
+  while (hi > from) {
+    const lo = Math.max(from, hi - ZEROS.length);
+    if (!buf.subarray(lo, hi).equals(ZEROS.subarray(0, hi - lo))) {
+      for (let i = hi - 1; i >= lo; i--) if (buf[i] !== 0) return i;
+    }
+    hi = lo;
+  }
+  return -1;
+}
+
+/** buf[from, end) is all zero bytes (a preallocated segment's unwritten tail). */
+export function allZero(buf: Buffer, from: number, end: number): boolean {
+  return lastNonZero(buf, from, end) < 0;
 }

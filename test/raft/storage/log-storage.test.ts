@@ -446,6 +446,143 @@ describe('raft log storage (real files)', function () {
     await st.close();
   });
 
+  /** Wait (bounded) until the storage has a preallocated next segment ready. */
+  async function nextReady(st: LogStorage): Promise<void> {
+    const t0 = Date.now();
+    while (!st.stats().nextSegmentReady && Date.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 5));
+    assert.ok(st.stats().nextSegmentReady, 'next segment preallocated');
+  }
+
+  /** A crash image: the segment files as they are now (the writer is still open, nothing closed). */
+  function copySegments(from: string, to: string): void {
+    fs.mkdirSync(to, { recursive: true });
+    for (const f of segFiles(from)) fs.copyFileSync(path.join(from, f), path.join(to, f));
+  }
+
+  it('preallocates the next segment: a roll renames a zero-filled file; the log reopens to exactly its entries, also from a crash image', async () => {
+    const d = dir();
+    const seg = 64 * 1024;
+    const st = await LogStorage.open({ dir: d, segmentBytes: seg });
+    st.append(mk(1, 40, 1, 1000)); // ~40 KiB: past half of the first segment
+    st.setHardState({ term: 1, vote: 1, commit: 10 });
+    await st.sync();
+    await nextReady(st);
+    assert.equal(fs.statSync(path.join(d, 'next.tmp')).size, seg);
+    assert.ok(fs.readFileSync(path.join(d, 'next.tmp')).equals(Buffer.alloc(seg)), 'zero-filled');
+    st.append(mk(41, 80, 1, 1000)); // rolls into the prepared file
+    await st.sync();
+    assert.equal(st.stats().preallocatedSegments, 1);
+    assert.ok(!fs.existsSync(path.join(d, 'next.tmp')), 'renamed into the segment');
+    const files = segFiles(d);
+    assert.equal(files.length, 2);
+    const first = fs.readFileSync(path.join(d, files[0]));
+    assert.ok(first.length < seg && first[first.length - 1] !== 0, `the rolled segment was cut at its last record (${first.length} bytes)`);
+    const cur = path.join(d, files[1]);
+    assert.equal(fs.statSync(cur).size, seg, 'the new segment file is preallocated');
+    st.append(mk(81, 85, 2, 1000));
+    st.setHardState({ term: 2, vote: 1, commit: 60 });
+    await st.sync();
+    assert.equal(fs.statSync(cur).size, seg, 'appends overwrite the zeros, the file does not grow');
+    const termOf = (i: number) => (i <= 80 ? 1 : 2);
+
+    // crash image: the zero tail follows the last record; it is the end of the log, nothing is cut
+    const img = dir();
+    copySegments(d, img);
+    await st.close();
+    let re = await LogStorage.open({ dir: img, segmentBytes: seg });
+    assert.equal(re.firstIndex(), 1);
+    assert.equal(re.lastIndex(), 85);
+    assert.deepEqual(re.hardState(), { term: 2, vote: 1, commit: 60 });
+    assertEntries(re, 1, 85, termOf, 1000);
+    assert.equal(re.stats().recoveredTornBytes, 0);
+    assert.equal(fs.statSync(path.join(img, files[1])).size, seg, 'still preallocated after the reopen');
+    re.append(mk(86, 90, 2, 1000)); // appends go on over the zeros
+    await re.sync();
+    await re.close();
+    re = await LogStorage.open({ dir: img, segmentBytes: seg });
+    assert.equal(re.lastIndex(), 90);
+    assertEntries(re, 1, 90, termOf, 1000);
+    await re.close();
+
+    // the last record torn inside the preallocated space (its second half never reached the disk)
+    const torn = dir();
+    copySegments(img, torn);
+    const tf = path.join(torn, files[1]);
+    const b = fs.readFileSync(tf);
+    const end = b.length - Buffer.from(b).reverse().findIndex((x) => x !== 0); // end of the last record
+    b.fill(0, end - 500, end);
+    fs.writeFileSync(tf, b);
+    re = await LogStorage.open({ dir: torn, segmentBytes: seg });
+    assert.equal(re.lastIndex(), 89);
+    assertEntries(re, 1, 89, termOf, 1000);
+    assert.ok(re.stats().recoveredTornBytes > 0 && re.stats().recoveredTornBytes < 1100, `torn bytes ${re.stats().recoveredTornBytes}`);
+    await re.close();
+  });
+
+  it('refuses damage followed by valid records in a preallocated segment (garbage or zeros), without cutting', async () => {
+    const d = dir();
+    const seg = 64 * 1024;
+    const st = await LogStorage.open({ dir: d, segmentBytes: seg });
+    st.append(mk(1, 40, 1, 1000));
+    await st.sync();
+    await nextReady(st);
+    st.append(mk(41, 80, 1, 1000));
+    await st.sync();
+    assert.equal(st.stats().preallocatedSegments, 1);
+    const img = dir();
+    copySegments(d, img);
+    await st.close();
+    const f = path.join(img, segFiles(img)[1]);
+    const good = fs.readFileSync(f);
+    assert.equal(good.length, seg);
+    const mid = 8000; // inside the records of the new segment, valid records follow
+    for (const damage of ['garbage', 'zeros']) {
+      const b = Buffer.from(good);
+      if (damage === 'garbage') for (let i = mid; i < mid + 64; i++) b[i] ^= 0xa7;
+      else b.fill(0, mid, mid + 2000);
+      fs.writeFileSync(f, b);
+      await assert.rejects(LogStorage.open({ dir: img, segmentBytes: seg }), LogCorruptionError, damage);
+      assert.ok(fs.readFileSync(f).equals(b), `${damage}: the file was not touched`);
+    }
+    // garbage after the last record, followed by the zero tail: a torn tail, cut
+    const b = Buffer.from(good);
+    const end = b.length - Buffer.from(b).reverse().findIndex((x) => x !== 0);
+    for (let i = end; i < end + 300; i++) b[i] = (i * 31 + 7) & 0xff;
+    fs.writeFileSync(f, b);
+    const re = await LogStorage.open({ dir: img, segmentBytes: seg });
+    assert.equal(re.lastIndex(), 80);
+    assertEntries(re, 1, 80, () => 1, 1000);
+    assert.equal(re.stats().recoveredTornBytes, 300);
+    await re.close();
+  });
+
+  it('removes a next.tmp left behind (a preallocation cut short by a crash) and rolls normally', async () => {
+    const d = dir();
+    const seg = 16 * 1024;
+    await writeClosedLog(d, 20, seg);
+    for (const content of [Buffer.alloc(5000, 0x33), Buffer.alloc(seg)]) {
+      fs.writeFileSync(path.join(d, 'next.tmp'), content); // partial garbage, then a complete one
+      const st = await LogStorage.open({ dir: d, segmentBytes: seg });
+      assert.ok(!fs.existsSync(path.join(d, 'next.tmp')), 'leftover removed at open');
+      assert.equal(st.lastIndex(), 20);
+      assertEntries(st, 1, 20, () => 1);
+      await st.close();
+    }
+    const st = await LogStorage.open({ dir: d, segmentBytes: seg });
+    st.append(mk(21, 400, 1)); // several rolls, the first ones without a prepared file
+    await st.sync();
+    await nextReady(st);
+    st.append(mk(401, 700, 1));
+    await st.sync();
+    assert.ok(st.stats().preallocatedSegments >= 1);
+    await st.close();
+    assert.ok(!fs.existsSync(path.join(d, 'next.tmp')), 'an unused preallocation is removed at close');
+    const re = await LogStorage.open({ dir: d, segmentBytes: seg });
+    assert.equal(re.lastIndex(), 700);
+    assertEntries(re, 1, 700, () => 1);
+    await re.close();
+  });
+
   it('SIGKILL during appends: every entry whose sync() resolved is there after reopen', async function () {
     this.timeout(90_000);
     const d = dir();

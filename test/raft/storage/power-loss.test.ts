@@ -31,36 +31,56 @@ const payload = (index: number, term: number) => {
 };
 
 class DurabilityObserver {
-  durable = new Map<string, number>();
+  /** per segment: its content at the latest-issued fdatasync that has returned (the disk holds at least that) */
+  durable = new Map<string, { seq: number; content: Buffer }>();
   dirNames = new Set<string>();
+  private issued = 0;
 
   constructor(readonly dir: string) {}
 
   baseline(): void {
     this.durable.clear();
     this.dirNames = new Set(fs.readdirSync(this.dir));
-    for (const f of this.dirNames) if (f.endsWith('.seg')) this.durable.set(f, fs.statSync(path.join(this.dir, f)).size);
+    for (const f of this.dirNames) if (f.endsWith('.seg')) this.durable.set(f, { seq: 0, content: fs.readFileSync(path.join(this.dir, f)) });
   }
 
   private nameOf(fd: number): string {
     return path.basename(fs.readlinkSync(`/proc/self/fd/${fd}`));
   }
 
+  /** the file's content at the call, durable once the fdatasync returns (a later-issued one supersedes
+   * it, also when it finished first: it covers a newer state, e.g. a preallocated tail cut at a roll) */
+  private snapshot(fd: number): { name: string; seq: number; content: Buffer } {
+    const name = this.nameOf(fd);
+    const size = fs.fstatSync(fd).size;
+    const content = Buffer.alloc(size);
+    let got = 0;
+    while (got < size) {
+      const n = fs.readSync(fd, content, got, size - got, got);
+      if (n === 0) break;
+      got += n;
+    }
+    return { name, seq: ++this.issued, content: content.subarray(0, got) };
+  }
+
+  private settle(s: { name: string; seq: number; content: Buffer }): void {
+    const cur = this.durable.get(s.name);
+    if (!cur || cur.seq < s.seq) this.durable.set(s.name, { seq: s.seq, content: s.content });
+  }
+
   io(): Partial<StorageIo> {
     return {
       fdatasync: (fd, cb) => {
-        const name = this.nameOf(fd);
-        const size = fs.fstatSync(fd).size;
+        const s = this.snapshot(fd);
         fs.fdatasync(fd, (err) => {
-          if (!err) this.durable.set(name, Math.max(this.durable.get(name) ?? 0, size));
+          if (!err) this.settle(s);
           cb(err);
         });
       },
       fdatasyncSync: (fd) => {
-        const name = this.nameOf(fd);
-        const size = fs.fstatSync(fd).size;
+        const s = this.snapshot(fd);
         fs.fdatasyncSync(fd);
-        this.durable.set(name, Math.max(this.durable.get(name) ?? 0, size));
+        this.settle(s);
       },
       fsyncDir: async (dir) => {
         const names = new Set(fs.readdirSync(dir));
@@ -82,9 +102,15 @@ class DurabilityObserver {
     for (const f of segs) {
       if (!this.dirNames.has(f) && unsyncedNames.indexOf(f) >= keepUnsynced) continue;
       const buf = fs.readFileSync(path.join(this.dir, f));
-      const d = Math.min(this.durable.get(f) ?? 0, buf.length);
+      const dur = this.durable.get(f)?.content ?? Buffer.alloc(0);
+      // the disk holds the durable content; what was written since reaches it in order, up to a random
+      // point: the current bytes up to the first difference are on disk, then a random prefix of the
+      // rest; after that point the old durable bytes remain (a preallocated file: zeros)
+      let d = 0;
+      const common = Math.min(dur.length, buf.length);
+      while (d < common && dur[d] === buf[d]) d++;
       const extra = rnd(buf.length - d + 1);
-      let img = buf.subarray(0, d + extra);
+      let img = Buffer.concat([buf.subarray(0, d + extra), dur.subarray(Math.min(dur.length, d + extra))]);
       // size extended over unsynced data whose pages never reached the disk: zeros
       if (d < buf.length && rnd(4) === 0) img = Buffer.concat([img, Buffer.alloc(1 + rnd(buf.length - d))]);
       fs.writeFileSync(path.join(to, f), img);
@@ -110,7 +136,7 @@ describe('raft log storage: simulated power loss', function () {
       fs.mkdirSync(dir);
       const want = new Map<number, { term: number; data: Buffer }>(); // acknowledged entries
       let ackedHs: HardState = { term: 0, vote: 0, commit: 0 };
-      const stats = { cuts: 0, tornBytes: 0, entriesChecked: 0 };
+      const stats = { cuts: 0, tornBytes: 0, entriesChecked: 0, preallocated: 0 };
       for (let gen = 1; gen <= 12; gen++) {
         const obs = new DurabilityObserver(dir);
         const st = await LogStorage.open({ dir, segmentBytes: 2048 + rnd(6000), cacheBytes: 4096, io: obs.io() });
@@ -170,10 +196,11 @@ describe('raft log storage: simulated power loss', function () {
           }
         }
         await Promise.allSettled(inflight);
+        stats.preallocated += st.stats().preallocatedSegments;
         await st.close();
         dir = next;
       }
-      console.log(`      ${stats.cuts} cuts, ${stats.entriesChecked} acknowledged entries re-checked, ${stats.tornBytes} torn bytes cut at recovery`);
+      console.log(`      ${stats.cuts} cuts, ${stats.entriesChecked} acknowledged entries re-checked, ${stats.tornBytes} torn bytes cut at recovery, ${stats.preallocated} segments rolled into a preallocated file`);
     });
   }
 });
