@@ -81,6 +81,16 @@ async function statuses(ts: Target[]): Promise<{ t: Target; s?: Record<string, u
   );
 }
 
+/** POST to the serving leader; if leadership moves meanwhile (409 not_leader), ask the next one
+ * (the membership calls are idempotent: a member already added or promoted is left as it is). */
+async function postToLeader(ts: Target[], pathAndQuery: string, timeoutMs: number): Promise<{ code: number; body: Record<string, unknown> }> {
+  for (let attempt = 0; ; attempt++) {
+    const r = await request(await leaderOf(ts), 'POST', pathAndQuery, timeoutMs);
+    if (r.code !== 409 || r.body.error !== 'not_leader' || attempt >= 5) return r;
+    await new Promise((res) => setTimeout(res, 300));
+  }
+}
+
 async function leaderOf(ts: Target[]): Promise<Target> {
   for (let i = 0; i < 50; i++) {
     for (const { t, s } of await statuses(ts)) if (s && s.role === 'leader' && s.serving) return t;
@@ -148,7 +158,7 @@ async function joinCommand(args: Map<string, string>): Promise<number> {
   const hp = (a: { host: string; port: number }) => `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
   const q = new URLSearchParams({ id: String(self.id), peer: hp(self.peer), snapshot: hp(self.snapshot) });
   if (self.admin) q.set('admin', hp(self.admin));
-  const r = await request(await leaderOf(others), 'POST', `/cluster/add?${q}`, 3_700_000);
+  const r = await postToLeader(others, `/cluster/add?${q}`, 3_700_000);
   process.stdout.write(`${JSON.stringify(r.body)}\n`);
   return r.code === 200 ? 0 : 1;
 }
@@ -176,12 +186,12 @@ export async function clusterCommand(argv: string[]): Promise<number> {
       const q = new URLSearchParams();
       for (const k of ['id', 'peer', 'snapshot']) if (args.get(k)) q.set(k, args.get(k)!);
       if (args.get('node-admin')) q.set('admin', args.get('node-admin')!);
-      const r = await request(await leaderOf(ts), 'POST', `/cluster/add?${q}`, 3_700_000);
+      const r = await postToLeader(ts, `/cluster/add?${q}`, 3_700_000);
       process.stdout.write(`${JSON.stringify(r.body)}\n`);
       return r.code === 200 ? 0 : 1;
     }
     case 'remove': {
-      const r = await request(await leaderOf(ts), 'POST', `/cluster/remove?id=${encodeURIComponent(args.get('id') ?? '')}`);
+      const r = await postToLeader(ts, `/cluster/remove?id=${encodeURIComponent(args.get('id') ?? '')}`, 120_000);
       process.stdout.write(`${JSON.stringify(r.body)}\n`);
       return r.code === 200 ? 0 : 1;
     }

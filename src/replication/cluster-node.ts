@@ -154,7 +154,13 @@ export async function startClusterNode(config: HanfsConfig, opts: { log?: Logger
       await old.close();
       const fresh = await fetchStoreSnapshot({
         dataDir: storeDir,
-        sources: [d.node, ...members.keys()].filter((id, i, a) => id !== cluster.nodeId && a.indexOf(id) === i).map((id) => members.get(id)!).filter(Boolean),
+        // followers first: streaming a whole store costs CPU and disk, better not the serving leader's
+        // (d.node, the node that sent the descriptor, is the leader); any member at or past the
+        // snapshot's index will do
+        sources: [...[...members.keys()].filter((id) => id !== d.node), d.node]
+          .filter((id, i, a) => id !== cluster.nodeId && a.indexOf(id) === i)
+          .map((id) => members.get(id)!)
+          .filter(Boolean),
         minIndex: meta.index,
         clusterId: cluster.clusterId,
         secret: cluster.secret,

@@ -125,6 +125,12 @@ export class StoreStateMachine implements StateMachine {
     const d = decodeDescriptor(data);
     // the addresses first: the store may have to be fetched from a member this node did not know
     if (d.members) this.o.onMembers?.(d.members, meta.index);
+    // a store that already holds the snapshot's index (restored from a newer fuzzy snapshot moments
+    // ago, or a follower that fell only a little behind a compaction) is kept: the entries after
+    // `meta.index` that it already applied are replays (no-ops), the later ones rewrite whatever a
+    // fuzzy snapshot had ahead of them. Fetching again would restart a long transfer — and under
+    // writes a follower could then never catch up (each fetch outlived the leader's log again).
+    if (this.store.appliedIndex >= meta.index && !this.store.needsRedo && this.store.failure === undefined) return;
     this.store = await this.o.fetchStore(d, meta);
   }
 
