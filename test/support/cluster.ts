@@ -43,6 +43,8 @@ export interface ClusterOptions {
   exports?: TestExport[];
   /** limits over the cluster's defaults, for every node */
   limits?: Partial<Limits>;
+  /** run the embedded portmapper on a free port (it moves with the service address) */
+  portmap?: boolean;
   /** called for each node before its first start, with its data dir (e.g. to mount something there) */
   prepare?: (id: number, dataDir: string) => void;
 }
@@ -77,13 +79,16 @@ export class TestCluster {
     readonly nodes: ClusterNode[],
     readonly nfsPort: number,
     readonly mountPort: number,
+    /** 0 unless started with `portmap` */
+    readonly portmapPort = 0,
   ) {}
 
   static async start(o: ClusterOptions = {}): Promise<TestCluster> {
     const n = o.nodes ?? 3;
     const workDir = tmpDir('cluster');
-    const ports = await freePorts(2 + 3 * n);
+    const ports = await freePorts(3 + 3 * n);
     const [nfsPort, mountPort] = ports;
+    const portmapPort = o.portmap ? ports[2 + 3 * n] : 0;
     const members = [];
     for (let i = 1; i <= n; i++) {
       const b = 2 + 3 * (i - 1);
@@ -95,7 +100,7 @@ export class TestCluster {
       fs.mkdirSync(dir, { recursive: true });
       const cfg = {
         dataDir: path.join(dir, 'data'),
-        listen: { host: '127.0.0.1', nfsPort, mountPort, portmapPort: 0 },
+        listen: { host: '127.0.0.1', nfsPort, mountPort, portmapPort },
         admin: { host: '127.0.0.1', port: ports[2 + 3 * (i - 1) + 2] },
         exports: o.exports ?? [testExport()],
         limits: { maxRecordBytes: 4 * 1024 * 1024 + 65536, drcMaxEntries: 4096, ...o.limits },
@@ -114,7 +119,7 @@ export class TestCluster {
       fs.writeFileSync(configPath, JSON.stringify(cfg, null, 2));
       nodes.push(new ClusterNode(i, dir, configPath, ports[2 + 3 * (i - 1) + 2]));
     }
-    const c = new TestCluster(workDir, nodes, nfsPort, mountPort);
+    const c = new TestCluster(workDir, nodes, nfsPort, mountPort, portmapPort);
     for (const node of nodes) o.prepare?.(node.id, path.join(node.dir, 'data'));
     for (const node of nodes) c.spawn(node);
     return c;
@@ -180,6 +185,19 @@ export class TestCluster {
       process.kill(child.pid!, 'SIGKILL');
       await gone;
     }
+  }
+
+  /** GET `urlPath` from node `id`'s admin endpoint */
+  adminGet(id: number, urlPath: string, timeoutMs = 5000): Promise<{ status: number; body: string }> {
+    return new Promise((resolve, reject) => {
+      const req = http.get({ host: '127.0.0.1', port: this.node(id).adminPort, path: urlPath, timeout: timeoutMs }, (res) => {
+        let body = '';
+        res.on('data', (d) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('timeout', () => req.destroy(new Error('admin request timed out')));
+      req.on('error', reject);
+    });
   }
 
   async status(id: number, timeoutMs = 2000): Promise<NodeStatus | undefined> {
