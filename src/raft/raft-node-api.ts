@@ -79,6 +79,10 @@ export interface RaftNodeOptions {
   leaseSafetyMs?: number;
   /** take a snapshot and compact after this many applied entries (default 10000) */
   snapshotEntries?: number;
+  /** a leader keeps the log entries a follower heard from within this long still needs, beyond
+   * snapshotCatchUpEntries (a follower restoring a big snapshot is silent meanwhile); default 120 s,
+   * 0: only snapshotCatchUpEntries */
+  followerHoldMs?: number;
   /** entries kept before the snapshot index for slow followers (default 1000) */
   snapshotCatchUpEntries?: number;
   proposalTimeoutMs?: number;

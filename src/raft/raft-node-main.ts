@@ -186,6 +186,7 @@ async function main(): Promise<void> {
     electionTicks: Number(a.get('election-ticks') ?? 10),
     snapshotEntries: Number(a.get('snapshot-entries') ?? 10_000),
     snapshotCatchUpEntries: Number(a.get('snapshot-catchup-entries') ?? 1000),
+    followerHoldMs: Number(a.get('follower-hold-ms') ?? 0),
     logger: log,
     onFatal: (e) => {
       log.fatal({ err: e.message }, 'exiting');

@@ -35,6 +35,8 @@ interface PendingRead {
 }
 
 const ROLE_NAMES = ['follower', 'pre-candidate', 'candidate', 'leader'];
+/** default: a follower not heard from for this long no longer holds the log back (laggingFollowerFloor) */
+const FOLLOWER_HOLD_MS = 120_000;
 
 export class RaftNode {
   readonly id: NodeId;
@@ -79,6 +81,9 @@ export class RaftNode {
   private applyTail: Promise<void> = Promise.resolve();
   private readonly onApplied?: (index: number) => void;
   private readonly onRoleChange?: (c: RoleChange) => void;
+  /** when each follower was last seen active (leader; for laggingFollowerFloor) */
+  private readonly followerSeenMs = new Map<NodeId, number>();
+  private readonly followerHoldMs: number;
   private snapshotting = false;
   private lastTerm = 0;
   /** term of the hard state known to be on disk */
@@ -102,6 +107,7 @@ export class RaftNode {
     this.sm = o.stateMachine;
     this.onFatal = o.onFatal;
     this.onApplied = o.onApplied;
+    this.followerHoldMs = o.followerHoldMs ?? FOLLOWER_HOLD_MS;
     this.onRoleChange = o.onRoleChange;
     this.tickTimes = new Float64Array(Math.max(64, et * 8));
   }
@@ -538,8 +544,10 @@ export class RaftNode {
     this.metrics.commitIndex.set(s.commit);
     this.metrics.appliedIndex.set(this.smApplied);
     if (s.role === Role.Leader) {
+      const now = performance.now();
       for (const p of s.progress) {
         if (p.id === this.id) continue;
+        if (p.recentActive) this.followerSeenMs.set(p.id, now);
         this.metrics.peerMatchIndex.set({ peer: String(p.id) }, p.match);
         this.metrics.peerLag.set({ peer: String(p.id) }, Math.max(0, s.lastIndex - p.match));
       }
@@ -565,19 +573,55 @@ export class RaftNode {
     if (this.snapshotting) return;
     // (a store durable only up to its checkpoint keeps the entries after it)
     const index = Math.min(this.smApplied, this.sm.compactableIndex?.() ?? this.smApplied);
-    if (index - this.snapIndex < this.snapshotEntries) return;
-    this.snapshotting = true;
-    try {
-      const snap = this.core.compact(index, this.sm.snapshot(index));
-      await this.storage.saveSnapshot(snap);
-      this.snapIndex = index;
-      const keepFrom = Math.max(this.storage.firstIndex() - 1, index - this.catchUp);
-      if (keepFrom > this.storage.firstIndex() - 1) this.storage.compact(keepFrom);
-      this.metrics.snapshots.inc({ kind: 'local' });
-      this.log.info({ index, term: snap.meta.term, bytes: snap.data.length, compactedTo: keepFrom }, 'raft: snapshot taken, log compacted');
-    } finally {
-      this.snapshotting = false;
+    if (index - this.snapIndex >= this.snapshotEntries) {
+      this.snapshotting = true;
+      try {
+        const snap = this.core.compact(index, this.sm.snapshot(index));
+        await this.storage.saveSnapshot(snap);
+        this.snapIndex = index;
+        this.metrics.snapshots.inc({ kind: 'local' });
+        this.log.info({ index, term: snap.meta.term, bytes: snap.data.length }, 'raft: snapshot taken');
+      } finally {
+        this.snapshotting = false;
+      }
     }
+    // compact behind the latest snapshot as far as lagging followers allow (again later, when a
+    // follower that held the log back has caught up or stopped counting)
+    if (this.snapIndex === 0 || this.stopped) return;
+    const first = this.storage.firstIndex();
+    if (this.snapIndex - this.catchUp <= first - 1) return;
+    const keepFrom = Math.max(first - 1, Math.min(this.snapIndex - this.catchUp, this.laggingFollowerFloor(this.snapIndex)));
+    if (keepFrom > first - 1) {
+      this.storage.compact(keepFrom);
+      this.log.info({ snapshot: this.snapIndex, compactedTo: keepFrom }, 'raft: log compacted');
+    }
+  }
+
+
+  /**
+   * A leader keeps the entries its live followers still need (up to a bound): a follower catching
+   * up from a snapshot that took a while must find the log after that snapshot's index, or it would
+   * need another snapshot — and under steady writes might never catch up. A follower that stopped
+   * answering, or lags more than 10 snapshot intervals, does not hold the log back.
+   */
+  private laggingFollowerFloor(index: number): number {
+    if (this.followerHoldMs <= 0) return index;
+    const s = this.core.status();
+    if (s.role !== Role.Leader) return index;
+    const bound = index - this.catchUp - 10 * this.snapshotEntries;
+    let floor = index;
+    const now = performance.now();
+    for (const p of s.progress) {
+      if (p.id === this.id) continue;
+      if (p.recentActive) this.followerSeenMs.set(p.id, now);
+      // (a follower restoring a store snapshot answers nothing for a while: it still counts as live
+      // for followerHoldMs after it was last heard from)
+      const seen = this.followerSeenMs.get(p.id);
+      if (seen === undefined || now - seen > this.followerHoldMs) continue;
+      const need = p.state === 'snapshot' ? Math.max(p.match, p.pendingSnapshot) : p.match;
+      floor = Math.min(floor, Math.max(need, bound));
+    }
+    return floor;
   }
 
   private fatal(e: Error): void {

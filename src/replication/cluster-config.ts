@@ -53,6 +53,9 @@ export interface ClusterConfig {
   snapshotEntries: number;
   /** entries kept behind a snapshot for followers that lag a little */
   catchUpEntries: number;
+  /** the leader keeps the log a live follower still needs for this long after it last heard from it
+   * (a follower restoring a store snapshot is silent meanwhile) */
+  followerHoldMs: number;
 }
 
 export const CLUSTER_DEFAULTS = {
@@ -60,6 +63,7 @@ export const CLUSTER_DEFAULTS = {
   electionTicks: 20,
   snapshotEntries: 20_000,
   catchUpEntries: 50_000,
+  followerHoldMs: 120_000,
 };
 
 function hostPort(v: unknown, where: string): HostPort {
@@ -68,7 +72,7 @@ function hostPort(v: unknown, where: string): HostPort {
 
 export function parseClusterConfig(doc: unknown): ClusterConfig {
   if (!isObj(doc)) throw new ConfigError('cluster: expected an object');
-  checkKeys(doc, ['nodeId', 'clusterId', 'members', 'secretFile', 'tickMs', 'electionTicks', 'bootstrap', 'snapshotEntries', 'catchUpEntries'], 'cluster');
+  checkKeys(doc, ['nodeId', 'clusterId', 'members', 'secretFile', 'tickMs', 'electionTicks', 'bootstrap', 'snapshotEntries', 'catchUpEntries', 'followerHoldMs'], 'cluster');
   const nodeId = int(doc.nodeId, 'cluster.nodeId', 1, 0xffff);
   const clusterId = str(doc.clusterId, 'cluster.clusterId');
   if (!/^[A-Za-z0-9._-]{1,64}$/.test(clusterId)) throw new ConfigError('cluster.clusterId: 1-64 characters of A-Z a-z 0-9 . _ -');
@@ -110,7 +114,9 @@ export function parseClusterConfig(doc: unknown): ClusterConfig {
     doc.snapshotEntries !== undefined ? int(doc.snapshotEntries, 'cluster.snapshotEntries', 100, 10_000_000) : CLUSTER_DEFAULTS.snapshotEntries;
   const catchUpEntries =
     doc.catchUpEntries !== undefined ? int(doc.catchUpEntries, 'cluster.catchUpEntries', 0, 10_000_000) : CLUSTER_DEFAULTS.catchUpEntries;
-  return { nodeId, clusterId, members, secret, tickMs, electionTicks, bootstrap, snapshotEntries, catchUpEntries };
+  const followerHoldMs =
+    doc.followerHoldMs !== undefined ? int(doc.followerHoldMs, 'cluster.followerHoldMs', 0, 86_400_000) : CLUSTER_DEFAULTS.followerHoldMs;
+  return { nodeId, clusterId, members, secret, tickMs, electionTicks, bootstrap, snapshotEntries, catchUpEntries, followerHoldMs };
 }
 
 /**
@@ -127,5 +133,6 @@ export function standaloneCluster(): ClusterConfig {
     bootstrap: 'init',
     snapshotEntries: CLUSTER_DEFAULTS.snapshotEntries,
     catchUpEntries: CLUSTER_DEFAULTS.catchUpEntries,
+    followerHoldMs: CLUSTER_DEFAULTS.followerHoldMs,
   };
 }

@@ -200,6 +200,7 @@ export async function startClusterNode(config: HanfsConfig, opts: { log?: Logger
     electionTicks: cluster.electionTicks,
     snapshotEntries: cluster.snapshotEntries,
     snapshotCatchUpEntries: cluster.catchUpEntries,
+    followerHoldMs: cluster.followerHoldMs,
     bootstrapVoters: cluster.bootstrap === 'join' ? [] : cluster.members.map((m) => m.id).sort((a, b) => a - b),
     logger: log,
     registry: metrics.registry,

@@ -39,6 +39,7 @@ export interface ClusterOptions {
   electionTicks?: number;
   snapshotEntries?: number;
   catchUpEntries?: number;
+  followerHoldMs?: number;
   /** exports of every node (default: one /export for 127.0.0.0/8, root not squashed) */
   exports?: TestExport[];
   /** limits over the cluster's defaults, for every node */
@@ -113,6 +114,7 @@ export class TestCluster {
           electionTicks: o.electionTicks ?? 20,
           ...(o.snapshotEntries ? { snapshotEntries: o.snapshotEntries } : {}),
           ...(o.catchUpEntries !== undefined ? { catchUpEntries: o.catchUpEntries } : {}),
+          ...(o.followerHoldMs !== undefined ? { followerHoldMs: o.followerHoldMs } : {}),
         },
       };
       const configPath = path.join(dir, 'hanfs.json');
