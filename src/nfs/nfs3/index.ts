@@ -16,6 +16,7 @@ import * as m from '@jsonjoy.com/json-pack/lib/nfs/v3/messages';
 import { Nfs3Status } from '../../store/types';
 import type { ExportConfig } from '../../config';
 import { createHash } from 'node:crypto';
+import { normalizeAddress } from '../exports';
 import { AuthTooWeak, GarbageArgs, Nfs3Core, Nfs3Error } from './core';
 import { DropCall } from './op-sequencer';
 import type { ExportRef, Nfs3Deps } from './deps';
@@ -78,6 +79,14 @@ const SYSTEM_ERR: ProgramResult = { kind: 'system_err' };
 const DROP: ProgramResult = { kind: 'drop' };
 
 /**
+ * Procedures whose calls get a request key (the replicated duplicate-request record answers their
+ * retransmits, wherever the original ran): every non-idempotent one but WRITE. A WRITE puts the same
+ * bytes at the same offset when it runs again, as on any NFSv3 server after a restart; naming it would
+ * hash up to 1 MiB of data per call and add a record to the store per write, on the hottest path.
+ */
+export const NFS3_REQUEST_KEYED: ReadonlySet<number> = new Set([...NFS3_NON_IDEMPOTENT].filter((p) => p !== WRITE));
+
+/**
  * The name of a call across retransmits: client address (not port: clients reconnect from another),
  * xid, procedure and a digest of the argument bytes (a reused xid with other arguments is another
  * call). 16 bytes of SHA-256.
@@ -87,7 +96,7 @@ export function requestKeyOf(ctx: RpcCallContext, args: Reader): Uint8Array {
   const head = Buffer.allocUnsafe(8);
   head.writeUInt32BE(ctx.xid >>> 0, 0);
   head.writeUInt32BE(ctx.proc >>> 0, 4);
-  h.update(ctx.remoteAddress.replace(/^::ffff:/, ''));
+  h.update(normalizeAddress(ctx.remoteAddress));
   h.update(head);
   h.update(args.uint8.subarray(args.x, args.end));
   return new Uint8Array(h.digest().subarray(0, 16));
@@ -119,7 +128,7 @@ export function createNfs3Program<E extends ExportRef = ExportConfig>(deps: Nfs3
         return DROP;
       }
     }
-    if (deps.requestKeys && NFS3_NON_IDEMPOTENT.has(proc)) ctx.requestKey = requestKeyOf(ctx, args);
+    if (deps.requestKeys && NFS3_REQUEST_KEYED.has(proc)) ctx.requestKey = requestKeyOf(ctx, args);
     const req = decoder.decode(args, proc);
     if (req === undefined) return GARBAGE;
     let res: Reply;
