@@ -58,6 +58,12 @@ export function normalizeAddress(address: string): string {
   return m ? m[1] : address;
 }
 
+/** 127.0.0.0/8 or ::1 (an IPv4-mapped loopback address too) */
+export function isLoopback(address: string): boolean {
+  const a = normalizeAddress(address);
+  return a === '::1' || a.startsWith('127.');
+}
+
 function buildAcl(clients: readonly string[]): BlockList {
   const acl = new BlockList();
   for (const c of clients) {

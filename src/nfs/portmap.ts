@@ -8,6 +8,7 @@ import type { Reader } from '@jsonjoy.com/buffers/lib/Reader';
 import { isIPv4, isIPv6 } from 'node:net';
 import type { ProgramResult, RpcCallContext, RpcProgram } from './rpc-program';
 import { XdrOut, xdrString, xdrU32 } from './rpc-server';
+import { isLoopback } from './exports';
 
 export const PMAP_PROG = 100000;
 export const IPPROTO_TCP = 6;
@@ -35,9 +36,6 @@ const MAX_UADDR = 128;
 const MAX_OWNER = 255;
 const MAX_REGISTRATIONS = 256;
 
-function isLoopback(address: string): boolean {
-  return address === '::1' || address.startsWith('127.');
-}
 
 /** Universal address (RFC 5665 §5.2.3.3/4): "h1.h2.h3.h4.p1.p2" or "v6addr.p1.p2". */
 export function toUaddr(host: string, port: number): string {

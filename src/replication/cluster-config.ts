@@ -16,11 +16,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { ConfigError, checkKeys, int, isObj, parseHostPort, str } from '../config';
-
-/** 127.0.0.0/8 or ::1 */
-export function isLoopback(host: string): boolean {
-  return /^127\./.test(host) || host === '::1';
-}
+import { isLoopback } from '../nfs/exports';
 
 export interface HostPort {
   host: string;
