@@ -2,8 +2,10 @@
  * Wiring of the daemon: open the store, build the programs (portmap, MOUNT, NFSv3), start the RPC
  * listeners and the admin endpoint, and shut everything down in order.
  */
-import { isIPv6 } from 'node:net';
 import type { HanfsConfig } from './config';
+import { libnfsUrl, mountCommand } from './nfs/mount-command';
+
+export { libnfsUrl, mountCommand };
 import { createLogger, type Logger } from './log';
 import { HanfsMetrics, startAdminServer, type AdminServer } from './metrics';
 import { ExportTable, type Export } from './nfs/exports';
@@ -88,24 +90,6 @@ export async function listenBoth(
       await rpc.closeListener(tcp);
     }
   }
-}
-
-function hostForClients(host: string): string {
-  if (host === '0.0.0.0') return '127.0.0.1';
-  if (host === '::') return '::1';
-  return host;
-}
-
-export function mountCommand(host: string, nfsPort: number, mountPort: number, path: string): string {
-  const h = hostForClients(host);
-  const target = isIPv6(h) ? `[${h}]:${path}` : `${h}:${path}`;
-  return `mount -t nfs -o vers=3,proto=tcp,port=${nfsPort},mountport=${mountPort},nolock ${target} /mnt`;
-}
-
-export function libnfsUrl(host: string, nfsPort: number, mountPort: number, path: string): string {
-  const h = hostForClients(host);
-  const hp = isIPv6(h) ? `[${h}]` : h;
-  return `nfs://${hp}${path}?version=3&nfsport=${nfsPort}&mountport=${mountPort}`;
 }
 
 /** MOUNT procedures the duplicate request cache covers: MNT (1), UMNT (3), UMNTALL (4) */

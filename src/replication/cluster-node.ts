@@ -22,7 +22,8 @@ import { RpcServer } from '../nfs/rpc-server';
 import { WriteVerifier } from '../nfs/write-verifier';
 import { RaftNode, type RoleChange } from '../raft/raft-node';
 import { Role } from '../raft/types';
-import { listenBoth, libnfsUrl, mountCommand, mountNonIdempotent, resolvePath } from '../server';
+import { libnfsUrl, mountCommand } from '../nfs/mount-command';
+import { listenBoth, mountNonIdempotent, resolvePath } from '../server';
 import { openStore, type LevelBlockStore } from '../store/index';
 import { finishInterruptedRestore } from '../store/snapshot';
 import type { StoreOptions } from '../store/types';
@@ -317,7 +318,7 @@ export async function startClusterNode(config: HanfsConfig, opts: { log?: Logger
   if (bound.nfs === 0 || bound.mount === 0) {
     for (let i = 0; i < 400 && !service.isHeld; i++) await new Promise((r) => setTimeout(r, 25));
   }
-  const cmd = mountCommand(host, bound.nfs, bound.mount, first.path).replace(',nolock', ',nolock,hard');
+  const cmd = mountCommand(host, bound.nfs, bound.mount, first.path, { hard: true });
   const url = libnfsUrl(host, bound.nfs, bound.mount, first.path);
   log.info(
     {

@@ -7,6 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { libnfsUrl, mountCommand } from '../nfs/mount-command';
 
 export interface LocalClusterLayout {
   dataDir: string;
@@ -67,8 +68,8 @@ export async function localCluster(cli: string, l: LocalClusterLayout = LOCAL_DE
   const admins = files.map((_, i) => `127.0.0.1:${l.adminBase + i + 1}`).join(',');
   process.stderr.write(
     `hanfs local cluster: ${l.nodes} node processes (pids ${children.map((c) => c.pid).join(', ')}), data in ${path.resolve(l.dataDir)}/node1..${l.nodes}\n` +
-      `  mount:  mount -t nfs -o vers=3,proto=tcp,port=${l.nfsPort},mountport=${l.mountPort},nolock,hard 127.0.0.1:/export /mnt\n` +
-      `  libnfs: nfs://127.0.0.1/export?version=3&nfsport=${l.nfsPort}&mountport=${l.mountPort}\n` +
+      `  mount:  ${mountCommand('127.0.0.1', l.nfsPort, l.mountPort, '/export', { hard: true })}\n` +
+      `  libnfs: ${libnfsUrl('127.0.0.1', l.nfsPort, l.mountPort, '/export')}\n` +
       `  status: node ${cli} cluster status --admin ${admins}\n` +
       `  (kill any one node process: the mount keeps working)\n`,
   );
