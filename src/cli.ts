@@ -21,8 +21,9 @@ const USAGE = `usage:
 
 A config file with a "cluster" section runs one node of a cluster (docs/operations.md).
 
-Without --config: data in ./data, export /export to loopback clients only, NFS on 127.0.0.1:2049,
-MOUNT on 127.0.0.1:20048 (ephemeral ports if those are taken), metrics on 127.0.0.1:9464.
+Without --config: a single-node cluster, data in ./data, export /export to loopback clients only,
+NFS on 127.0.0.1:2049, MOUNT on 127.0.0.1:20048 (bound once the node leads, retried while taken),
+metrics on 127.0.0.1:9464.
 See docs/configuration.md.`;
 
 function version(): string {
@@ -98,6 +99,10 @@ async function main(argv: string[]): Promise<number> {
     case 'fsck':
       return fsckCommand(rest);
     case 'local-cluster': {
+      if (rest.length > 0) {
+        process.stderr.write(`hanfs local-cluster takes no arguments\n${USAGE}\n`);
+        return 2;
+      }
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const { localCluster } = require('./replication/local-cluster') as typeof import('./replication/local-cluster');
       return localCluster(__filename);
