@@ -402,6 +402,11 @@ export function parseHostPort(name: string, v: string): { host: string; port: nu
   return { host: host(h, name), port: portFlag(name, m[3]) };
 }
 
+/** "host:port", "[v6]:port": what parseHostPort reads back. */
+export function formatHostPort(a: { host: string; port: number }): string {
+  return `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
+}
+
 /** Parse `serve`/`fsck` flags (argv without the command); throws ConfigError on unknown flags. */
 export function parseFlags(argv: readonly string[]): ConfigFlags {
   const f: ConfigFlags = {};

@@ -20,12 +20,12 @@ import type * as http from 'node:http';
 import type { Logger } from '../log';
 import { NotLeaderError, type RaftNode } from '../raft/raft-node';
 import { Role } from '../raft/types';
-import type { LevelBlockStore } from '../store/block-store';
 import type { SnapshotServer } from './catch-up';
 import type { ClusterConfig, ClusterMember } from './cluster-config';
 import { parseHostPort } from '../config';
 import type { LeaderGate } from './leader-gate';
-import { encodeEntry, type MemberRecord } from './op-codec';
+import { encodeEntry } from './op-codec';
+import { memberRecords } from './members-file';
 import type { RaftOpLog } from './raft-op-log';
 import type { ReplicationGauges, ReplicationMetrics } from './replication-metrics';
 import type { ServiceAddress } from './service-address';
@@ -43,23 +43,6 @@ export interface ClusterAdminOptions {
   snapshots: SnapshotServer;
   rmetrics: ReplicationMetrics;
   opLog: RaftOpLog;
-}
-
-const hp = (a: { host: string; port: number } | undefined) => (a ? `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}` : '');
-
-export function memberRecords(members: Map<number, ClusterMember>): MemberRecord[] {
-  return [...members.values()]
-    .sort((a, b) => a.id - b.id)
-    .map((m) => ({ id: m.id, peer: hp(m.peer), snapshot: hp(m.snapshot), admin: hp(m.admin) }));
-}
-
-export function memberFromRecord(r: MemberRecord): ClusterMember {
-  return {
-    id: r.id,
-    peer: parseHostPort('peer', r.peer),
-    snapshot: parseHostPort('snapshot', r.snapshot),
-    admin: r.admin ? parseHostPort('admin', r.admin) : undefined,
-  };
 }
 
 class HttpError extends Error {

@@ -12,7 +12,7 @@
  *   hanfs verify [...]           compare a digest of every replica's store at one log index
  */
 import * as http from 'node:http';
-import { ConfigError, loadConfigFile, parseHostPort } from '../config';
+import { ConfigError, formatHostPort, loadConfigFile, parseHostPort } from '../config';
 import { describeDifference, digestChecksum, firstDifference, type StoreDigest } from '../store/checksum';
 
 interface Target {
@@ -155,9 +155,8 @@ async function joinCommand(args: Map<string, string>): Promise<number> {
   const self = cfg.cluster.members.find((m) => m.id === cfg.cluster!.nodeId)!;
   const others = cfg.cluster.members.filter((m) => m.id !== self.id && m.admin).map((m) => ({ id: m.id, host: m.admin!.host, port: m.admin!.port }));
   if (others.length === 0) throw new ConfigError(`${file}: no other member with an admin address to ask`);
-  const hp = (a: { host: string; port: number }) => `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
-  const q = new URLSearchParams({ id: String(self.id), peer: hp(self.peer), snapshot: hp(self.snapshot) });
-  if (self.admin) q.set('admin', hp(self.admin));
+  const q = new URLSearchParams({ id: String(self.id), peer: formatHostPort(self.peer), snapshot: formatHostPort(self.snapshot) });
+  if (self.admin) q.set('admin', formatHostPort(self.admin));
   const r = await postToLeader(others, `/cluster/add?${q}`, 3_700_000);
   process.stdout.write(`${JSON.stringify(r.body)}\n`);
   return r.code === 200 ? 0 : 1;
