@@ -85,7 +85,8 @@ export class ClusterAdmin {
       firstIndex: s.firstIndex,
       storeApplied: store.appliedIndex,
       storeDurable: store.durableIndex,
-      leaseRemainingMs: Math.round(this.o.gate.leaseRemainingMs()),
+      // (a sole voter's lease never ends: 'unbounded')
+      leaseRemainingMs: Number.isFinite(this.o.gate.leaseRemainingMs()) ? Math.round(this.o.gate.leaseRemainingMs()) : 'unbounded',
       serving: this.o.gate.serving(),
       holdsServiceAddress: this.o.service.isHeld,
       serviceTakes: this.o.service.takes,

@@ -18,10 +18,6 @@ export class ReplicationMetrics {
   readonly failovers: Counter<'kind'>;
   readonly catchUps: Counter;
   readonly catchUpBytes: Gauge;
-  private readonly leaseRemaining: Gauge;
-  private readonly storeApplied: Gauge;
-  private readonly storeDurable: Gauge;
-  private readonly drcHits: Gauge;
   private readonly roleChanges: Counter<'role'>;
   private source: (() => ReplicationGauges) | undefined;
 
@@ -38,42 +34,24 @@ export class ReplicationMetrics {
     this.catchUps = new Counter({ name: 'hanfs_catchup_snapshots_total', help: 'store snapshots fetched to catch this node up', registers });
     this.catchUpBytes = new Gauge({ name: 'hanfs_catchup_bytes', help: 'bytes received of the store snapshot being fetched (or last fetched)', registers });
     this.roleChanges = new Counter({ name: 'hanfs_role_changes_total', help: 'role changes of this node by new role', labelNames: ['role'], registers });
-    this.leaseRemaining = new Gauge({
-      name: 'hanfs_lease_remaining_seconds',
-      help: 'leader lease left (0 when not leader)',
-      registers,
-      collect() {
-        const g = self.source?.();
-        if (g) this.set(g.leaseRemainingMs / 1000);
-      },
-    });
-    this.storeApplied = new Gauge({
-      name: 'hanfs_store_applied_index',
-      help: 'last log index applied to this node\'s store',
-      registers,
-      collect() {
-        const g = self.source?.();
-        if (g) this.set(g.storeApplied);
-      },
-    });
-    this.storeDurable = new Gauge({
-      name: 'hanfs_store_durable_index',
-      help: 'the store is durable (checkpointed) up to this log index; the log is compacted behind it',
-      registers,
-      collect() {
-        const g = self.source?.();
-        if (g) this.set(g.storeDurable);
-      },
-    });
-    this.drcHits = new Gauge({
-      name: 'hanfs_replicated_drc_hits',
-      help: 'retransmitted mutations answered from the replicated duplicate-request record (since start)',
-      registers,
-      collect() {
-        const g = self.source?.();
-        if (g) this.set(g.requestHits);
-      },
-    });
+    // read from the node when scraped (one source, several gauges)
+    const polled: [string, string, (g: ReplicationGauges) => number][] = [
+      ['hanfs_lease_remaining_seconds', 'leader lease left (0 when not leader)', (g) => g.leaseRemainingMs / 1000],
+      ['hanfs_store_applied_index', "last log index applied to this node's store", (g) => g.storeApplied],
+      ['hanfs_store_durable_index', 'the store is durable (checkpointed) up to this log index; the log is compacted behind it', (g) => g.storeDurable],
+      ['hanfs_replicated_drc_hits', 'retransmitted mutations answered from the replicated duplicate-request record (since start)', (g) => g.requestHits],
+    ];
+    for (const [name, help, pick] of polled) {
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          const g = self.source?.();
+          if (g) this.set(pick(g));
+        },
+      });
+    }
   }
 
   watch(source: () => ReplicationGauges): void {
