@@ -543,25 +543,8 @@ export class DataFiles {
       // pool keeps threads for the LevelDB writes that replies wait on. Order among them does not
       // matter: all complete before the caller writes metadata that depends on them
       await inParallel([
-        ...[...files].map((id) => async () => {
-          const e = await this.acquire(id, false);
-          if (!e) return; // unlinked meanwhile
-          try {
-            await e.fh.datasync();
-            this.stats.fsyncs++;
-          } finally {
-            this.release(e);
-          }
-        }),
-        ...[...dirs].map((d) => async () => {
-          const fh = await fsp.open(d, C.O_RDONLY | C.O_DIRECTORY);
-          try {
-            await fh.sync();
-            this.stats.dirFsyncs++;
-          } finally {
-            await fh.close();
-          }
-        }),
+        ...[...files].map((id) => async () => void (await this.datasyncFile(id))),
+        ...[...dirs].map((d) => () => this.fsyncDir(d)),
       ]);
     } catch (err) {
       for (const f of files) this.dirtyFiles.add(f);
@@ -574,23 +557,31 @@ export class DataFiles {
 
   /** fdatasync one data file now, and fsync its directories (it may be new); the rest stays dirty. */
   async syncFile(fileid: number): Promise<void> {
+    if (!(await this.datasyncFile(fileid))) return;
+    const shard = path.dirname(this.pathOf(fileid));
+    for (const d of this.dirtyDirs.has(this.blocksDir) ? [this.blocksDir, shard] : [shard]) await this.fsyncDir(d);
+  }
+
+  /** fdatasync a data file; false if it no longer exists (unlinked meanwhile) */
+  private async datasyncFile(fileid: number): Promise<boolean> {
     const e = await this.acquire(fileid, false);
-    if (!e) return;
+    if (!e) return false;
     try {
       await e.fh.datasync();
       this.stats.fsyncs++;
     } finally {
       this.release(e);
     }
-    const shard = path.dirname(this.pathOf(fileid));
-    for (const d of this.dirtyDirs.has(this.blocksDir) ? [this.blocksDir, shard] : [shard]) {
-      const fh = await fsp.open(d, C.O_RDONLY | C.O_DIRECTORY);
-      try {
-        await fh.sync();
-        this.stats.dirFsyncs++;
-      } finally {
-        await fh.close();
-      }
+    return true;
+  }
+
+  private async fsyncDir(d: string): Promise<void> {
+    const fh = await fsp.open(d, C.O_RDONLY | C.O_DIRECTORY);
+    try {
+      await fh.sync();
+      this.stats.dirFsyncs++;
+    } finally {
+      await fh.close();
     }
   }
 
