@@ -11,11 +11,10 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { TestCluster } from '../support/cluster';
-import { testExport } from '../support/daemon';
+import type { TestCluster } from '../support/cluster';
 import { REPO_ROOT, run, rmrf, sleep, tmpDir } from '../support/util';
+import { RUN_GUEST, guestEnv, printedMount, startGuestCluster } from './guest';
 
-const KC_DIR = process.env.HANFS_KERNEL_CLIENT_DIR ?? path.resolve(REPO_ROOT, '..', 'shared', 'kernel-client');
 const SCRIPT = path.join(REPO_ROOT, 'test', 'kernel', 'failover-workload.sh');
 const KILLS = Number(process.env.HANFS_KC_KILLS ?? 3);
 /** appended to the printed mount options: a 3 s RPC timeout bounds the wait for a request the
@@ -70,10 +69,8 @@ describe('Linux kernel NFSv3 client on a 3-node cluster while the leader is SIGK
   let runDir: string;
 
   before(async function () {
-    if (!fs.existsSync(path.join(KC_DIR, 'run-guest.sh'))) throw new Error(`kernel-client harness not found at ${KC_DIR} (HANFS_KERNEL_CLIENT_DIR)`);
-    // the guest is root: no root squash, so git and fio work as they would on a local disk
-    c = await TestCluster.start({ logLevel: 'warn', exports: [testExport({ path: '/export', rootSquash: false })] });
-    await c.servingLeader();
+    // (root not squashed: git and fio work as they would on a local disk)
+    c = await startGuestCluster();
     runDir = tmpDir('kcc');
   });
   after(async function () {
@@ -85,11 +82,8 @@ describe('Linux kernel NFSv3 client on a 3-node cluster while the leader is SIGK
   });
 
   it(`hard mount: fio --verify=crc32c and git clone + fsck across ${KILLS} leader kills; replicas identical, stores fsck-clean`, async () => {
-    const printed = await c.printedMountCommand(1);
-    assert.ok(printed, `node 1 printed no mount command:\n${c.node(1).output.slice(0, 2000)}`);
-    assert.match(printed!, new RegExp(`port=${c.nfsPort}\\b`));
-    assert.match(printed!, new RegExp(`mountport=${c.mountPort}\\b`));
-    assert.match(printed!, /\bhard\b/);
+    const printed = await printedMount(c, 1);
+    assert.match(printed, /\bhard\b/);
     // the repository the guest clones: 40 commits of text files, made here (the guest is slow)
     const share = path.join(runDir, 'share');
     fs.mkdirSync(share);
@@ -98,21 +92,13 @@ describe('Linux kernel NFSv3 client on a 3-node cluster while the leader is SIGK
     const out = path.join(runDir, 'out');
     const t0 = Date.now();
     let guestDone = false;
-    const guest = run(path.join(KC_DIR, 'run-guest.sh'), [SCRIPT], {
+    const guest = run(RUN_GUEST, [SCRIPT], {
       timeoutMs: 40 * 60_000,
-      env: {
-        ...process.env,
-        NFS_PORT: String(c.nfsPort),
-        MOUNT_PORT: String(c.mountPort),
-        EXPORT: '/export',
-        KC_RUN_DIR: runDir,
-        KC_TIMEOUT: String(35 * 60),
-        KC_SCRATCH_GB: '0',
+      env: guestEnv(c, runDir, printed, 35 * 60, {
         KC_SHARE_DIR: share,
         KC_ENV_PASS: 'HANFS_MOUNT_CMD HANFS_KC_MOUNT_OPTS HANFS_KC_FIO_MB HANFS_KC_MAX_ROUNDS',
-        HANFS_MOUNT_CMD: printed!,
         HANFS_KC_MOUNT_OPTS: MOUNT_OPTS,
-      },
+      }),
     }).finally(() => (guestDone = true));
 
     // wait until the guest has mounted and its workload runs; map its clock onto ours
@@ -174,15 +160,7 @@ describe('Linux kernel NFSv3 client on a 3-node cluster while the leader is SIGK
 
     // every node up again: the replicas converge and are identical
     for (const n of c.nodes) if (!n.running) c.spawn(n);
-    const st = await c.status(await c.servingLeader());
-    await c.waitApplied(st!.commit, 120_000);
-    const v = await c.verify();
-    assert.equal(v.code, 0, `hanfs verify: ${v.stdout}${v.stderr}`);
-    assert.match(v.stdout, /replicas identical/);
-    await c.stopAll('SIGTERM');
-    for (const n of c.nodes) {
-      const f = await c.fsck(n.id);
-      assert.equal(f.code, 0, `fsck node ${n.id}: ${f.stdout}${f.stderr}`);
-    }
+    await c.expectIdentical(120_000);
+    await c.expectStoresClean();
   });
 });

@@ -9,11 +9,10 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { TestCluster } from '../support/cluster';
-import { testExport } from '../support/daemon';
+import type { TestCluster } from '../support/cluster';
 import { REPO_ROOT, run, tmpDir, rmrf } from '../support/util';
+import { RUN_GUEST, guestEnv, printedMount, startGuestCluster } from './guest';
 
-const KC_DIR = process.env.HANFS_KERNEL_CLIENT_DIR ?? path.resolve(REPO_ROOT, '..', 'shared', 'kernel-client');
 const SCRIPT = path.join(REPO_ROOT, 'test', 'kernel', 'workload.sh');
 
 describe('Linux kernel NFSv3 client in a QEMU guest, on a 3-node cluster', function () {
@@ -22,10 +21,8 @@ describe('Linux kernel NFSv3 client in a QEMU guest, on a 3-node cluster', funct
   let runDir: string;
 
   before(async function () {
-    if (!fs.existsSync(path.join(KC_DIR, 'run-guest.sh'))) throw new Error(`kernel-client harness not found at ${KC_DIR} (HANFS_KERNEL_CLIENT_DIR)`);
-    // the guest is root; without root squash cp -a can keep owners
-    c = await TestCluster.start({ logLevel: 'warn', exports: [testExport({ path: '/export', rootSquash: false })] });
-    await c.servingLeader(60_000);
+    // (root not squashed: cp -a can keep owners)
+    c = await startGuestCluster();
     runDir = tmpDir('kc');
   });
   after(async function () {
@@ -36,25 +33,11 @@ describe('Linux kernel NFSv3 client in a QEMU guest, on a 3-node cluster', funct
   });
 
   it('mounts with the printed command and passes the workload; replicas identical, every store fsck-clean afterwards', async () => {
-    const leader = await c.servingLeader();
-    const printed = await c.printedMountCommand(leader);
-    assert.ok(printed, `node ${leader} printed no mount command:\n${c.node(leader).output.slice(0, 2000)}`);
-    assert.match(printed!, new RegExp(`port=${c.nfsPort}\\b`));
-    assert.match(printed!, new RegExp(`mountport=${c.mountPort}\\b`));
+    const printed = await printedMount(c, await c.servingLeader());
     const t0 = Date.now();
-    const r = await run(path.join(KC_DIR, 'run-guest.sh'), [SCRIPT], {
+    const r = await run(RUN_GUEST, [SCRIPT], {
       timeoutMs: 55 * 60_000,
-      env: {
-        ...process.env,
-        NFS_PORT: String(c.nfsPort),
-        MOUNT_PORT: String(c.mountPort),
-        EXPORT: '/export',
-        KC_RUN_DIR: runDir,
-        KC_TIMEOUT: String(50 * 60),
-        KC_SCRATCH_GB: '0',
-        KC_ENV_PASS: 'HANFS_MOUNT_CMD HANFS_KC_BIG_MB HANFS_KC_SMALL_FILES HANFS_KC_FIO_MB',
-        HANFS_MOUNT_CMD: printed!,
-      },
+      env: guestEnv(c, runDir, printed, 50 * 60, { KC_ENV_PASS: 'HANFS_MOUNT_CMD HANFS_KC_BIG_MB HANFS_KC_SMALL_FILES HANFS_KC_FIO_MB' }),
     });
     const secs = ((Date.now() - t0) / 1000).toFixed(0);
     const results = fs.existsSync(path.join(runDir, 'out', 'results.txt')) ? fs.readFileSync(path.join(runDir, 'out', 'results.txt'), 'utf8') : '';
@@ -65,15 +48,7 @@ describe('Linux kernel NFSv3 client in a QEMU guest, on a 3-node cluster', funct
     assert.doesNotMatch(results, /^FAIL/m);
     for (const n of c.nodes) assert.ok(n.running, `node ${n.id} still running after the workload`);
     // every replica has applied what the leader committed, and they are identical
-    const st = await c.status(await c.servingLeader());
-    await c.waitApplied(st!.commit, 120_000);
-    const v = await c.verify();
-    assert.equal(v.code, 0, `hanfs verify: ${v.stdout}${v.stderr}`);
-    assert.match(v.stdout, /replicas identical/);
-    await c.stopAll('SIGTERM');
-    for (const n of c.nodes) {
-      const f = await c.fsck(n.id);
-      assert.equal(f.code, 0, `fsck node ${n.id}: ${f.stdout}${f.stderr}`);
-    }
+    await c.expectIdentical(120_000);
+    await c.expectStoresClean();
   });
 });

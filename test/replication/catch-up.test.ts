@@ -58,8 +58,7 @@ describe('cluster: catch-up from a store snapshot, and a new member', function (
     await c.waitApplied(st!.commit, 60_000);
     const log = fs.readFileSync(down.logFile, 'utf8');
     assert.match(log, /store restored from a snapshot/, 'the follower fetched a store snapshot');
-    const v = await c.verify();
-    assert.equal(v.code, 0, `hanfs verify: ${v.stdout}${v.stderr}`);
+    await c.expectIdentical();
     cl.close();
   });
 
@@ -94,12 +93,9 @@ describe('cluster: catch-up from a store snapshot, and a new member', function (
     assert.equal(add.code, 0, `cluster add: ${add.stdout}${add.stderr}`);
     assert.match(add.stdout, /"voters":\[1,2,3,4\]/);
     assert.ok(written > 0, 'the writer went on during the join');
-    const st = await c.status(await c.servingLeader());
-    await c.waitApplied(st!.commit, 60_000);
-    const v = await c.verify();
-    assert.equal(v.code, 0, `hanfs verify: ${v.stdout}${v.stderr}`);
-    assert.match(v.stdout, /node 127\.0\.0\.1:\d+: [0-9a-f]{64}/);
-    assert.equal((v.stdout.match(/: [0-9a-f]{64} \(/g) ?? []).length, 4, 'four replicas compared');
+    const verified = await c.expectIdentical();
+    assert.match(verified, /node 127\.0\.0\.1:\d+: [0-9a-f]{64}/);
+    assert.equal((verified.match(/: [0-9a-f]{64} \(/g) ?? []).length, 4, 'four replicas compared');
     cl.close();
   });
 });

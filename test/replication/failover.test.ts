@@ -137,11 +137,7 @@ describe('cluster: SIGKILL of the leader while clients write', function () {
     );
 
     // all three up again: the replicas converge and are identical
-    const st = await c.status(await c.servingLeader());
-    await c.waitApplied(st!.commit);
-    const v = await c.verify();
-    assert.equal(v.code, 0, `hanfs verify: ${v.stdout}${v.stderr}`);
-    assert.match(v.stdout, /replicas identical/);
+    await c.expectIdentical();
   });
 
   it('a retransmitted REMOVE and RENAME that the old leader executed get OK from the new leader, not NOENT', async () => {
@@ -197,14 +193,7 @@ describe('cluster: SIGKILL of the leader while clients write', function () {
     assert.equal(cat.code, 0, cat.stderr);
     assert.equal(await sha256File(back), sha256(fs.readFileSync(src)));
     c.spawn(c.node(leader));
-    const st = await c.status(await c.servingLeader());
-    await c.waitApplied(st!.commit);
-    const v = await c.verify();
-    assert.equal(v.code, 0, `hanfs verify: ${v.stdout}${v.stderr}`);
-    await c.stopAll('SIGTERM');
-    for (const n of c.nodes) {
-      const f = await c.fsck(n.id);
-      assert.equal(f.code, 0, `fsck node ${n.id}: ${f.stdout}${f.stderr}`);
-    }
+    await c.expectIdentical();
+    await c.expectStoresClean();
   });
 });

@@ -3,6 +3,7 @@
  * section) on loopback, real storage and TCP; the service address (NFS, MOUNT) is held by whichever
  * node leads. Every child is tracked by PID and killed at the end (and at process exit).
  */
+import { strict as assert } from 'node:assert';
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -255,6 +256,26 @@ export class TestCluster {
   verify(): Promise<RunResult> {
     const admins = this.nodes.filter((n) => n.running).map((n) => `127.0.0.1:${n.adminPort}`).join(',');
     return run(process.execPath, [CLI, 'verify', '--admin', admins], { timeoutMs: 180_000 });
+  }
+
+  /** Every running node applies what the serving leader has committed; then `hanfs verify` must find
+   * the replicas identical. Returns verify's output. */
+  async expectIdentical(timeoutMs = 60_000): Promise<string> {
+    const st = await this.status(await this.servingLeader());
+    await this.waitApplied(st!.commit, timeoutMs);
+    const v = await this.verify();
+    assert.equal(v.code, 0, `hanfs verify: ${v.stdout}${v.stderr}`);
+    assert.match(v.stdout, /replicas identical/);
+    return v.stdout;
+  }
+
+  /** SIGTERM every node; then `hanfs fsck` must be clean on each node's store. */
+  async expectStoresClean(): Promise<void> {
+    await this.stopAll('SIGTERM');
+    for (const n of this.nodes) {
+      const f = await this.fsck(n.id);
+      assert.equal(f.code, 0, `fsck node ${n.id}: ${f.stdout}${f.stderr}`);
+    }
   }
 
   /** `hanfs fsck` of a stopped node's store */
