@@ -866,17 +866,7 @@ class Simulation implements NodeHost, ClientHost, StoreNodeHost {
       }
     }
     this.trace(`settled after ${this.settledAfter} ticks: ${this.ackedIds.size} acked writes on ${members.length} members`);
-    const r = checkOperations(kvModel, this.history, { maxSteps: this.o.linearizabilitySteps ?? 500_000 });
-    if (r.result === 'illegal') {
-      this.linResult = 'illegal';
-      this.violation(
-        'linearizability',
-        `history of key partition ${r.partition} is not linearizable (${r.ops.length} ops); longest linearizable prefix:\n  ` +
-          r.longestPrefix.join('\n  ') + `\nall ops:\n  ` + r.ops.join('\n  '),
-      );
-    }
-    this.linResult = r.result;
-    this.trace(`linearizability ${r.result} over ${this.history.length} ops`);
+    this.checkHistory();
   }
 
   /**
