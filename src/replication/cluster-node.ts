@@ -58,17 +58,14 @@ export interface RunningClusterNode {
   stop(): Promise<void>;
 }
 
-/** the settings that decide op results: every replica must have the same */
-export function replicatedSettings(config: HanfsConfig): ClusterConfigRecord {
-  const so = storeOptionsOf(config);
+/** the settings that decide op results: every replica must have the same (the store's limits as
+ * opened, the root directory's owner and mode of a fresh store, the exports' ids and paths) */
+export function replicatedSettings(config: HanfsConfig, store: LevelBlockStore): ClusterConfigRecord {
   return {
-    rootMode: so.rootMode!,
-    rootUid: so.rootUid!,
-    rootGid: so.rootGid!,
-    maxFileSize: so.maxFileSize ?? 2 ** 43,
-    capacityBytes: so.capacityBytes ?? Infinity,
-    maxFiles: so.maxFiles ?? Infinity,
-    maxLinks: so.maxLinks ?? 65000,
+    rootMode: config.storeRoot.mode,
+    rootUid: config.storeRoot.uid,
+    rootGid: config.storeRoot.gid,
+    ...store.limits,
     exports: config.exports.map((e) => ({ id: e.id, path: e.path })).sort((a, b) => a.id - b.id),
   };
 }
@@ -100,7 +97,6 @@ export async function startClusterNode(config: HanfsConfig, opts: { log?: Logger
   const exportTable = new ExportTable(config.exports);
   const storeDir = path.join(config.dataDir, 'store');
   const raftDir = path.join(config.dataDir, 'raft');
-  const settings = replicatedSettings(config);
   const self = cluster.members.find((m) => m.id === cluster.nodeId)!;
   // the members' addresses as last replicated (members.json), else as configured
   const membersFile = path.join(config.dataDir, 'members.json');
@@ -118,6 +114,7 @@ export async function startClusterNode(config: HanfsConfig, opts: { log?: Logger
   const restored = await finishInterruptedRestore(storeDir);
   if (restored !== 'none') log.warn({ restored }, 'an interrupted store restore was finished');
   const store = await openStore(storeDir, storeOptionsOf(config));
+  const settings = replicatedSettings(config, store);
   const verifier = new WriteVerifier();
   verifier.onRotate = (reason) => metrics.verifierRotated(reason);
 
@@ -228,6 +225,8 @@ export async function startClusterNode(config: HanfsConfig, opts: { log?: Logger
     opLog,
     gate,
     requestKeys: true,
+    // FSINFO maxfilesize and PATHCONF linkmax as the store enforces them
+    storeLimits: store.limits,
     log,
     onStatus: (proc, status) => metrics.nfsError(proc, status),
     onBytes: (dir, n) => (dir === 'read' ? metrics.bytesRead(n) : metrics.bytesWritten(n)),

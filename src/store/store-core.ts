@@ -219,6 +219,12 @@ export abstract class StoreCore implements BlockStore {
   readonly stats: StoreStats;
   recovery: RecoveryReport = { cleanShutdown: true, pendingUnlinksFinished: 0, orphanDataFilesRemoved: 0, dataFilesTruncated: 0, journalReplayed: 0 };
 
+  /** The limits that decide op results (NOSPC, FBIG, MLINK), as opened: every replica must have the same. */
+  get limits(): { maxFileSize: number; capacityBytes: number; maxFiles: number; maxLinks: number } {
+    const o = this.opts;
+    return { maxFileSize: o.maxFileSize, capacityBytes: o.capacityBytes, maxFiles: o.maxFiles, maxLinks: o.maxLinks };
+  }
+
   protected constructor(
     readonly dataDir: string,
     protected readonly db: MetaDb,
