@@ -23,6 +23,8 @@ import { Role } from '../raft/types';
 import type { SnapshotServer } from './catch-up';
 import type { ClusterConfig, ClusterMember } from './cluster-config';
 import { parseHostPort } from '../config';
+import { isLoopback } from '../nfs/exports';
+import { ADMIN_AUTH_HEADER, adminAuthValid } from './admin-auth';
 import type { LeaderGate } from './leader-gate';
 import { encodeEntry } from './op-codec';
 import { memberRecords } from './members-file';
@@ -107,6 +109,7 @@ export class ClusterAdmin {
   handle(req: http.IncomingMessage, res: http.ServerResponse, url: URL): boolean {
     const route = `${req.method} ${url.pathname}`;
     const run = async (): Promise<unknown> => {
+      if (req.method !== 'GET') this.authorize(req, url);
       switch (route) {
         case 'GET /cluster/status':
           return this.status();
@@ -141,6 +144,17 @@ export class ClusterAdmin {
       },
     );
     return true;
+  }
+
+  /** changes from off loopback carry the cluster secret's HMAC (admin-auth.ts) */
+  private authorize(req: http.IncomingMessage, url: URL): void {
+    if (isLoopback(req.socket.remoteAddress ?? '')) return;
+    const secret = this.o.cluster.secret;
+    if (!secret) throw new HttpError(403, 'changes from off loopback need cluster.secretFile');
+    const header = req.headers[ADMIN_AUTH_HEADER];
+    if (!adminAuthValid(secret, req.method ?? '', url.pathname + url.search, typeof header === 'string' ? header : undefined)) {
+      throw new HttpError(403, 'bad or missing admin authentication');
+    }
   }
 
   private idParam(url: URL): number {

@@ -13,17 +13,21 @@
  */
 import * as http from 'node:http';
 import { ConfigError, formatHostPort, loadConfigFile, parseHostPort } from '../config';
+import { ADMIN_AUTH_HEADER, adminAuthHeader } from './admin-auth';
 import { describeDifference, digestChecksum, firstDifference, type StoreDigest } from '../store/checksum';
 
 interface Target {
   id?: number;
   host: string;
   port: number;
+  /** the cluster secret (from --config): changes are authenticated with it (admin-auth.ts) */
+  secret?: Buffer;
 }
 
 function request(t: Target, method: string, path: string, timeoutMs = 120_000): Promise<{ code: number; body: Record<string, unknown> }> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: t.host, port: t.port, method, path, timeout: timeoutMs }, (res) => {
+    const headers = t.secret && method !== 'GET' ? { [ADMIN_AUTH_HEADER]: adminAuthHeader(t.secret, method, path) } : undefined;
+    const req = http.request({ host: t.host, port: t.port, method, path, headers, timeout: timeoutMs }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
@@ -63,7 +67,8 @@ function targets(args: Map<string, string>): Target[] {
   if (!file) throw new ConfigError('name the nodes: --config FILE (its cluster.members[].admin) or --admin HOST:PORT,...');
   const cfg = loadConfigFile(file);
   if (!cfg.cluster) throw new ConfigError(`${file}: no cluster section`);
-  const ts = cfg.cluster.members.filter((m) => m.admin).map((m) => ({ id: m.id, host: m.admin!.host, port: m.admin!.port }));
+  const secret = cfg.cluster.secret;
+  const ts = cfg.cluster.members.filter((m) => m.admin).map((m) => ({ id: m.id, host: m.admin!.host, port: m.admin!.port, secret }));
   if (ts.length === 0) throw new ConfigError(`${file}: no member has an admin address`);
   return ts;
 }
@@ -153,7 +158,8 @@ async function joinCommand(args: Map<string, string>): Promise<number> {
   const cfg = loadConfigFile(file);
   if (!cfg.cluster) throw new ConfigError(`${file}: no cluster section`);
   const self = cfg.cluster.members.find((m) => m.id === cfg.cluster!.nodeId)!;
-  const others = cfg.cluster.members.filter((m) => m.id !== self.id && m.admin).map((m) => ({ id: m.id, host: m.admin!.host, port: m.admin!.port }));
+  const secret = cfg.cluster.secret;
+  const others = cfg.cluster.members.filter((m) => m.id !== self.id && m.admin).map((m) => ({ id: m.id, host: m.admin!.host, port: m.admin!.port, secret }));
   if (others.length === 0) throw new ConfigError(`${file}: no other member with an admin address to ask`);
   const q = new URLSearchParams({ id: String(self.id), peer: formatHostPort(self.peer), snapshot: formatHostPort(self.snapshot) });
   if (self.admin) q.set('admin', formatHostPort(self.admin));
