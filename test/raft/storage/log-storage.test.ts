@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { LogCorruptionError, LogStorage, StorageFailedError, SyncBatchInfo } from '../../../src/raft/log-storage';
-import { crc32c } from '../../../src/raft/segment-crc32c';
+import { crc32c, crc32cTable } from '../../../src/raft/segment-crc32c';
 import { SnapshotCorruptError, writeSnapshotFile } from '../../../src/raft/segment-snapshot-file';
 import { Entry, EntryType, Snapshot } from '../../../src/raft/types';
 import { dataFor } from './crash-writer';
@@ -73,7 +73,8 @@ describe('raft log storage (real files)', function () {
     assert.equal(crc32c(inc), 0x46dd794e);
     const b = Buffer.from('hello, chained world of checksums');
     assert.equal(crc32c(b, crc32c(b, 0, 0, 7), 7), crc32c(b));
-    // the word-at-a-time path against a bitwise reference, at every alignment and chained
+    // the native path (>= 256 B), the word-at-a-time and the byte paths against a bitwise
+    // reference, at every alignment, chained across the native/JavaScript boundary
     const ref = (buf: Uint8Array) => {
       let c = ~0;
       for (const x of buf) {
@@ -85,10 +86,12 @@ describe('raft log storage (real files)', function () {
     const big = Buffer.alloc(5000);
     for (let i = 0; i < big.length; i++) big[i] = (i * 131 + 7) & 0xff;
     for (let off = 0; off < 9; off++) {
-      for (const len of [0, 1, 63, 64, 65, 1000, 4991 - off]) {
+      for (const len of [0, 1, 63, 64, 65, 255, 256, 257, 511, 1000, 1024, 4991 - off]) {
         const s = big.subarray(off, off + len);
         assert.equal(crc32c(s), ref(s), `offset ${off} length ${len}`);
+        assert.equal(crc32cTable(s), ref(s), `table, offset ${off} length ${len}`);
         assert.equal(crc32c(s, crc32c(s, 0, 0, len >> 1), len >> 1), ref(s));
+        if (len > 100) assert.equal(crc32c(s, crc32c(s, 0, 0, 100), 100), ref(s), `JS head, native tail, length ${len}`);
       }
     }
   });
