@@ -331,13 +331,33 @@ async function fsyncPath(p: string): Promise<void> {
   }
 }
 
-/** fsync every file and directory under `dir` (and `dir` itself) */
+/** how many fsyncs fsyncTree keeps in flight: concurrent fsyncs share ext4/XFS journal commits,
+ * so a tree of many small files syncs in a fraction of the time one-after-the-other takes */
+const FSYNC_PARALLEL = 32;
+
+/** fsync every file and directory under `dir` (and `dir` itself): files first, then the
+ * directories that name them, deepest first, `dir` last */
 async function fsyncTree(dir: string): Promise<void> {
-  for (const e of await fsp.readdir(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) await fsyncTree(p);
-    else if (e.isFile()) await fsyncPath(p);
-  }
+  const files: string[] = [];
+  const dirs: string[] = [];
+  const walk = async (d: string): Promise<void> => {
+    for (const e of await fsp.readdir(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) await walk(p);
+      else if (e.isFile()) files.push(p);
+    }
+    dirs.push(d);
+  };
+  await walk(dir);
+  const all = async (list: string[]): Promise<void> => {
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < list.length) await fsyncPath(list[next++]);
+    };
+    await Promise.all(Array.from({ length: Math.min(FSYNC_PARALLEL, list.length) }, worker));
+  };
+  await all(files);
+  await all(dirs.slice(0, -1));
   await fsyncPath(dir);
 }
 
@@ -383,7 +403,7 @@ export async function restoreSnapshot(
     let batchBytes = 0;
     const flush = async (): Promise<void> => {
       if (batch.length === 0) return;
-      await db.batch(batch, { sync: true });
+      await db.batch(batch); // not synced one by one: fsyncTree() below makes the whole store durable
       batch = [];
       batchBytes = 0;
     };
@@ -393,8 +413,7 @@ export async function restoreSnapshot(
       file = undefined;
       const fh = f.fh ?? (await openDataFile(blocks, f.fileid));
       try {
-        await fh.truncate(f.size); // cut to (or extend sparsely up to) the recorded size
-        await fh.datasync();
+        await fh.truncate(f.size); // cut to (or extend sparsely up to) the recorded size (synced by fsyncTree)
       } finally {
         await fh.close();
       }
@@ -468,7 +487,8 @@ export async function restoreSnapshot(
     await finishFile();
     if (!sawState || !version2) throw new Error('snapshot without state or version record');
     if (stateApplied !== index) throw new Error(`snapshot header index ${index} differs from its state record (${stateApplied})`);
-    // the data files hold every change up to the index (synced above): that is the data checkpoint
+    // the data files hold every change up to the index (made durable with the rest by fsyncTree
+    // before the ready marker): that is the data checkpoint
     batch.push({ type: 'put', key: KEY_DATA_CKPT, value: encodeIndex(index) });
     await flush();
     await db.close();
