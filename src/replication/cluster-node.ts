@@ -317,7 +317,7 @@ export async function startClusterNode(config: HanfsConfig, opts: { log?: Logger
   if (bound.nfs === 0 || bound.mount === 0) {
     for (let i = 0; i < 400 && !service.isHeld; i++) await new Promise((r) => setTimeout(r, 25));
   }
-  const cmd = mountCommand(host, bound.nfs, bound.mount, first.path, { hard: true });
+  const cmd = mountCommand(host, bound.nfs, bound.mount, first.path, { cluster: true });
   const url = libnfsUrl(host, bound.nfs, bound.mount, first.path);
   log.info(
     {

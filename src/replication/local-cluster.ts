@@ -68,7 +68,7 @@ export async function localCluster(cli: string, l: LocalClusterLayout = LOCAL_DE
   const admins = files.map((_, i) => `127.0.0.1:${l.adminBase + i + 1}`).join(',');
   process.stderr.write(
     `hanfs local cluster: ${l.nodes} node processes (pids ${children.map((c) => c.pid).join(', ')}), data in ${path.resolve(l.dataDir)}/node1..${l.nodes}\n` +
-      `  mount:  ${mountCommand('127.0.0.1', l.nfsPort, l.mountPort, '/export', { hard: true })}\n` +
+      `  mount:  ${mountCommand('127.0.0.1', l.nfsPort, l.mountPort, '/export', { cluster: true })}\n` +
       `  libnfs: ${libnfsUrl('127.0.0.1', l.nfsPort, l.mountPort, '/export')}\n` +
       `  status: node ${cli} cluster status --admin ${admins}\n` +
       `  (kill any one node process: the mount keeps working)\n`,

@@ -44,7 +44,7 @@ check() {
 }
 
 mkdir -p "$MNT"
-cmd=${HANFS_MOUNT_CMD:-"mount -t nfs -o vers=3,proto=tcp,port=$NFS_PORT,mountport=$MOUNT_PORT,nolock,hard 127.0.0.1:$EXPORT /mnt"}
+cmd=${HANFS_MOUNT_CMD:-"mount -t nfs -o vers=3,proto=tcp,port=$NFS_PORT,mountport=$MOUNT_PORT,nolock,hard,timeo=30,retrans=2 127.0.0.1:$EXPORT /mnt"}
 # printed for a client on the same host: 127.0.0.1 -> $NFS_HOST, /mnt -> $MNT; extra options appended
 cmd=$(printf '%s' "$cmd" | sed -E "s#[0-9.]+:(/[^ ]*) /mnt\$#$NFS_HOST:\\1 $MNT#")
 if [ -n "$EXTRA_OPTS" ]; then cmd=$(printf '%s' "$cmd" | sed -E "s#-o ([^ ]+)#-o \\1,$EXTRA_OPTS#"); fi

@@ -170,7 +170,7 @@ describe('hanfs command line', function () {
     while (!/libnfs: nfs:\/\//.test(err) && Date.now() - started < 20_000 && child.exitCode === null) {
       await new Promise((r) => setTimeout(r, 50));
     }
-    assert.match(err, /mount.*: {2}mount -t nfs -o vers=3,proto=tcp,port=[1-9]\d*,mountport=[1-9]\d*,nolock,hard 127\.0\.0\.1:\/export \/mnt/, err);
+    assert.match(err, /mount.*: {2}mount -t nfs -o vers=3,proto=tcp,port=[1-9]\d*,mountport=[1-9]\d*,nolock,hard,timeo=30,retrans=2 127\.0\.0\.1:\/export \/mnt/, err);
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
     child.kill('SIGTERM');
     assert.equal(await exited, 0);
