@@ -3,7 +3,10 @@
  * a writer runs. The log is compacted early (snapshotEntries 1000, no entries kept behind the
  * snapshot), so the new node catches up from a streamed store snapshot and then the log.
  *
- *   node dist/bench/catchup-bench.js [--files 10000] [--file-kib 64] [--conc 16]
+ *   node dist/bench/catchup-bench.js [--files 10000] [--file-kib 64] [--conc 16] [--log-level info --keep] [--cpu-prof]
+ *
+ * --keep leaves the cluster's work folder (each node's log, e.g. node4's snapshot fetch and restore);
+ * --cpu-prof runs every node under `node --cpu-prof` (profiles in the work folder's prof/, kept).
  *
  * Prints: the store's size, the catch-up time and rate against the disk's own `dd conv=fsync`
  * rate measured in the same run (the receiver writes what the sender reads: the disk bounds it), the
@@ -11,13 +14,14 @@
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { CreateMode, StableHow, expectOk } from '../src/nfs/client';
 import { FailoverClient, TestCluster } from '../test/support/cluster';
 import { CLI, freePorts, run } from '../test/support/util';
 import { fmt, log, machineInfo, MiB, now, parseArgs, pool, procMem, sleep, table } from './lib/util';
 
-const opts = parseArgs(process.argv.slice(2), { files: 10000, 'file-kib': 64, conc: 16, 'log-level': 'warn' });
+const opts = parseArgs(process.argv.slice(2), { files: 10000, 'file-kib': 64, conc: 16, 'log-level': 'warn', keep: false, 'cpu-prof': false });
 
 function duBytes(dir: string): number {
   return Number(execFileSync('du', ['-sb', dir]).toString().split(/\s/)[0]);
@@ -26,7 +30,14 @@ function duBytes(dir: string): number {
 async function main(): Promise<void> {
   const files = Number(opts.files);
   const fileBytes = Number(opts['file-kib']) * 1024;
-  const c = await TestCluster.start({ logLevel: String(opts['log-level']), snapshotEntries: 1000, catchUpEntries: 0 });
+  const profDir = path.join(os.tmpdir(), `hanfs-catchup-prof-${process.pid}`);
+  if (opts['cpu-prof']) opts.keep = true;
+  const c = await TestCluster.start({
+    logLevel: String(opts['log-level']),
+    snapshotEntries: 1000,
+    catchUpEntries: 0,
+    nodeArgs: opts['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [],
+  });
   const peak = new Map<number, number>();
   const sampler = setInterval(() => {
     for (const n of c.nodes) {
@@ -118,7 +129,11 @@ async function main(): Promise<void> {
     cl.close();
   } finally {
     clearInterval(sampler);
-    await c.destroy(false);
+    // (--keep: stopped with SIGTERM, so that nodes run under NODE_OPTIONS=--cpu-prof write their profiles)
+    if (opts.keep === true) await c.stopAll('SIGTERM');
+    await c.destroy(opts.keep === true);
+    if (opts.keep) console.log(`work folder kept: ${c.workDir}`);
+    if (opts['cpu-prof']) console.log(`CPU profiles of the nodes: ${profDir}`);
   }
 }
 

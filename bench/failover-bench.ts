@@ -27,9 +27,9 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import * as os from 'node:os';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { TestCluster, type ClusterNode } from '../test/support/cluster';
+import { TestCluster } from '../test/support/cluster';
 import { CLI, run } from '../test/support/util';
 import { FailoverNfsClient, NFS3_OK, NFS3ERR_EXIST, NFS3ERR_JUKEBOX, NFS3ERR_NOENT, NFS3ERR_STALE } from './lib/failover-client';
 import { ProjectBenchNfs } from './lib/nfs-target';
@@ -429,29 +429,22 @@ async function main(): Promise<void> {
   const out = (s: string): void => void process.stdout.write(s + '\n');
   const profDir = path.join(os.tmpdir(), `hanfs-failover-prof-${started.toISOString().replace(/[:.]/g, '-')}`);
   if (opts['cpu-prof']) {
+    // (--cpu-prof is not allowed in NODE_OPTIONS: the nodes get it on their command line; a node
+    // writes its profile when it exits on SIGTERM at the end)
     fs.mkdirSync(profDir, { recursive: true });
-    // --cpu-prof is not allowed in NODE_OPTIONS: start the nodes with it on the command line (the
-    // profile is written when a node exits on SIGTERM at the end)
-    const children = new Set<ChildProcess>();
-    process.on('exit', () => { for (const ch of children) if (ch.pid && ch.exitCode === null) try { process.kill(ch.pid, 'SIGKILL'); } catch { /* gone */ } });
-    TestCluster.prototype.spawn = function (node: ClusterNode): void {
-      if (node.running) throw new Error(`node ${node.id} already running`);
-      node.starts++;
-      const logStream = fs.createWriteStream(node.logFile);
-      const child = spawn(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${profDir}`, CLI, 'serve', '--config', node.configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
-      node.child = child;
-      children.add(child);
-      child.stdout!.pipe(logStream);
-      child.stderr!.pipe(logStream);
-      child.once('exit', () => children.delete(child));
-    };
     out(`CPU profiles of the nodes: ${profDir}`);
   }
   let c: TestCluster | undefined;
   const events: FailEvent[] = [];
   let wl: Workload | undefined;
   try {
-    c = await TestCluster.start({ nodes: Number(opts.nodes), logLevel: String(opts['log-level']), tickMs, electionTicks });
+    c = await TestCluster.start({
+      nodes: Number(opts.nodes),
+      logLevel: String(opts['log-level']),
+      tickMs,
+      electionTicks,
+      nodeArgs: opts['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [],
+    });
     log(`cluster in ${c.workDir}: tickMs ${tickMs}, electionTicks ${electionTicks}; nfs ${c.nfsPort} mount ${c.mountPort}; admin ${c.adminList}`);
     const cc = c;
     rssTimer = setInterval(() => sampleRss(cc), 100);

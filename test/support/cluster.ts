@@ -49,6 +49,8 @@ export interface ClusterOptions {
   portmap?: boolean;
   /** called for each node before its first start, with its data dir (e.g. to mount something there) */
   prepare?: (id: number, dataDir: string) => void;
+  /** node options every node process starts with (e.g. --cpu-prof, which NODE_OPTIONS refuses) */
+  nodeArgs?: string[];
 }
 
 export class ClusterNode {
@@ -83,6 +85,8 @@ export class TestCluster {
     readonly mountPort: number,
     /** 0 unless started with `portmap` */
     readonly portmapPort = 0,
+    /** node options every node process (nodes added later included) starts with */
+    readonly nodeArgs: string[] = [],
   ) {}
 
   static async start(o: ClusterOptions = {}): Promise<TestCluster> {
@@ -122,7 +126,7 @@ export class TestCluster {
       fs.writeFileSync(configPath, JSON.stringify(cfg, null, 2));
       nodes.push(new ClusterNode(i, dir, configPath, ports[2 + 3 * (i - 1) + 2]));
     }
-    const c = new TestCluster(workDir, nodes, nfsPort, mountPort, portmapPort);
+    const c = new TestCluster(workDir, nodes, nfsPort, mountPort, portmapPort, o.nodeArgs);
     for (const node of nodes) o.prepare?.(node.id, path.join(node.dir, 'data'));
     for (const node of nodes) c.spawn(node);
     return c;
@@ -150,7 +154,7 @@ export class TestCluster {
     node.starts++;
     node.output = '';
     const log = fs.createWriteStream(node.logFile);
-    const child = spawn(process.execPath, [CLI, 'serve', '--config', node.configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...this.nodeArgs, CLI, 'serve', '--config', node.configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
     node.child = child;
     live.add(child);
     const onData = (d: Buffer) => {
