@@ -76,8 +76,12 @@ export interface StorageIo {
   fdatasyncSync(fd: number): void;
   /** fsync of the log directory (a new segment's name) */
   fsyncDir(dir: string): Promise<void>;
-  writeSync(fd: number, buf: Uint8Array, off: number, len: number, pos: number): number;
+  /** write the buffers back to back at `pos` (at most IOV_MAX of them); returns the bytes written */
+  writevSync(fd: number, bufs: Uint8Array[], pos: number): number;
 }
+
+/** the most buffers one writev takes (Linux IOV_MAX) */
+const IOV_MAX = 1024;
 
 export interface LogStorageOptions {
   dir: string;
@@ -160,7 +164,8 @@ export class LogStorage implements LogReader {
   private cache = new Map<number, Entry>();
   private cacheSize = 0;
 
-  private pending: Buffer[] = [];
+  /** records (or their parts) not yet written to the OS, in order */
+  private pending: Uint8Array[] = [];
   private pendingBytes = 0;
 
   private written = 0;
@@ -205,7 +210,7 @@ export class LogStorage implements LogReader {
       fdatasync: o.io?.fdatasync ?? fs.fdatasync,
       fdatasyncSync: o.io?.fdatasyncSync ?? fs.fdatasyncSync,
       fsyncDir: o.io?.fsyncDir ?? fsyncDir,
-      writeSync: o.io?.writeSync ?? ((fd, b, off, len, pos) => fs.writeSync(fd, b, off, len, pos)),
+      writevSync: o.io?.writevSync ?? ((fd, bufs, pos) => fs.writevSync(fd, bufs, pos)),
     };
   }
 
@@ -336,7 +341,7 @@ export class LogStorage implements LogReader {
         const e = entries[k];
         const prevTerm = this.term(e.index - 1)!;
         const rec = encodeEntryRecord(e.index, e.term, prevTerm, e.type, e.data);
-        const pos = this.emit(rec);
+        const pos = this.emit(rec.head, rec.data);
         this.index.push(e.index, e.term, pos.seq, pos.off, rec.length - RECORD_HEADER_BYTES);
         this.cachePut(e.index, e);
         this.entriesWritten++;
@@ -481,16 +486,19 @@ export class LogStorage implements LogReader {
     return this.segments[this.segments.length - 1];
   }
 
-  /** Queue a record for the current segment (rolling first if it is full); returns its position. */
-  private emit(rec: Buffer): { seq: number; off: number } {
+  /** Queue a record (given whole, or as a head and a body written after it) for the current segment
+   * (rolling first if it is full); returns its position. */
+  private emit(rec: Buffer, body?: Uint8Array): { seq: number; off: number } {
+    const length = rec.length + (body?.length ?? 0);
     let cur = this.cur;
-    if (cur.size + this.pendingBytes + rec.length > this.segmentBytes && cur.size + this.pendingBytes > 0) {
+    if (cur.size + this.pendingBytes + length > this.segmentBytes && cur.size + this.pendingBytes > 0) {
       this.roll();
       cur = this.cur;
     }
     const off = cur.size + this.pendingBytes;
     this.pending.push(rec);
-    this.pendingBytes += rec.length;
+    if (body && body.length > 0) this.pending.push(body);
+    this.pendingBytes += length;
     return { seq: cur.seq, off };
   }
 
@@ -502,12 +510,26 @@ export class LogStorage implements LogReader {
   private flush(): void {
     if (this.pendingBytes === 0) return;
     const cur = this.cur;
-    const buf = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending, this.pendingBytes);
+    const bufs = this.pending;
     this.pending = [];
     const n = this.pendingBytes;
     this.pendingBytes = 0;
-    let off = 0;
-    while (off < n) off += this.io.writeSync(cur.fd, buf, off, n - off, cur.size + off);
+    // one writev of the records' parts as they are (no copy into one buffer), IOV_MAX at a time; a
+    // short write goes on from where it stopped
+    let pos = cur.size;
+    for (let i = 0; i < bufs.length; ) {
+      let group = bufs.slice(i, i + IOV_MAX);
+      i += group.length;
+      let want = 0;
+      for (const b of group) want += b.length;
+      while (want > 0) {
+        const w = this.io.writevSync(cur.fd, group, pos);
+        if (w <= 0) throw new Error(`writev wrote ${w} bytes`);
+        pos += w;
+        want -= w;
+        if (want > 0) group = skipBytes(group, w);
+      }
+    }
     cur.size += n;
     this.written += n;
     this.dirty.add(cur.fd);
@@ -1008,6 +1030,15 @@ function pidAlive(pid: number): boolean {
 
 function writeAsync(fd: number, b: Buffer, off: number, len: number, pos: number): Promise<number> {
   return new Promise((res, rej) => fs.write(fd, b, off, len, pos, (e, n) => (e ? rej(e) : res(n))));
+}
+
+/** the buffers after their first `n` bytes */
+function skipBytes(bufs: Uint8Array[], n: number): Uint8Array[] {
+  let k = 0;
+  while (k < bufs.length && n >= bufs[k].length) n -= bufs[k++].length;
+  const rest = bufs.slice(k);
+  if (rest.length > 0 && n > 0) rest[0] = rest[0].subarray(n);
+  return rest;
 }
 
 function fdatasyncAsync(fd: number): Promise<void> {

@@ -426,15 +426,50 @@ describe('raft log storage (real files)', function () {
     await again.close();
   });
 
+  it('short writes (a writev that writes part of its buffers) still lay every record down intact', async () => {
+    const d = dir();
+    let calls = 0;
+    const st = await LogStorage.open({
+      dir: d,
+      io: {
+        // at most 777 bytes per call, cut inside a buffer
+        writevSync: (fd, bufs, pos) => {
+          calls++;
+          const part: Uint8Array[] = [];
+          let room = 777;
+          for (const b of bufs) {
+            if (room === 0) break;
+            const take = b.subarray(0, Math.min(b.length, room));
+            part.push(take);
+            room -= take.length;
+          }
+          return fs.writevSync(fd, part, pos);
+        },
+      },
+    });
+    const big = mk(1, 40, 1, 3000); // entries larger than one short write
+    st.append(big);
+    st.append(mk(41, 200, 1));
+    await st.sync();
+    await st.close();
+    assert.ok(calls > 40, `${calls} writev calls`);
+    const again = await LogStorage.open({ dir: d });
+    assert.equal(again.lastIndex(), 200);
+    const got = again.entries(1, 201, Infinity);
+    assert.equal(got.length, 200);
+    for (const e of [...big, ...mk(41, 200, 1)]) assert.deepEqual(Buffer.from(got[e.index - 1].data), Buffer.from(e.data), `entry ${e.index}`);
+    await again.close();
+  });
+
   it('a write error fails the storage', async () => {
     const d = dir();
     let failWrites = false;
     const st = await LogStorage.open({
       dir: d,
       io: {
-        writeSync: (fd, b, off, len, pos) => {
+        writevSync: (fd, bufs, pos) => {
           if (failWrites) throw Object.assign(new Error('ENOSPC: injected'), { code: 'ENOSPC' });
-          return fs.writeSync(fd, b, off, len, pos);
+          return fs.writevSync(fd, bufs, pos);
         },
       },
     });
