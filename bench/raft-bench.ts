@@ -139,7 +139,9 @@ async function startHanfsRaft(work: string): Promise<Target> {
     const dir = path.join(work, `raft-${id}`);
     fs.mkdirSync(dir, { recursive: true });
     const nodeFlags = opts['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${path.join(work, 'cpu-prof')}`] : [];
-    const args = [...nodeFlags, main, '--id', String(id), '--peers', peers, '--dir', dir, '--client-port', String(clientPorts[i])];
+    // (--keep-payloads no: the test state machine keeps digests, not every payload, so that its memory
+    // and snapshots measure the Raft node, not a growing in-memory copy of everything proposed)
+    const args = [...nodeFlags, main, '--id', String(id), '--peers', peers, '--dir', dir, '--client-port', String(clientPorts[i]), '--keep-payloads', 'no'];
     if (String(opts['raft-args'])) args.push(...String(opts['raft-args']).split(' ').filter(Boolean));
     log(`starting raft node ${id}: node ${args.join(' ')}`);
     procs.push(spawnManaged(process.execPath, args, path.join(work, `raft-${id}.log`)));

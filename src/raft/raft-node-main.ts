@@ -4,8 +4,11 @@
  *   node dist/src/raft/raft-node-main.js --id 1 --peers 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003 \
  *        --dir D --client-port P [--client-host 127.0.0.1] [--cluster-id ID] [--secret-file F]
  *        [--tick-ms 100] [--election-ticks 10] [--snapshot-entries 10000] [--metrics-port M] [--log-level info]
+ *        [--keep-payloads yes|no]
  *
- * State machine: an append-only sequence of payloads; a payload "key=value" also sets key.
+ * State machine: an append-only sequence of payloads; a payload "key=value" also sets key. With
+ * `--keep-payloads no` (the benchmark) only each payload's length and SHA-256 prefix are kept, so the
+ * state machine (and its snapshots) stay small however much is proposed.
  * Client port (127.0.0.1 by default), one command per line, answers in request order:
  *   propose <payload>  -> "ok <index>" once committed and applied here | "notleader <id>" | "err <msg>"
  *   get <key>          -> linearizable: "ok <value>" | "nil" | "notleader <id>" | "err <msg>"
@@ -14,6 +17,7 @@
  *   status             -> "ok <json>"
  *   transfer <id> | campaign -> "ok"
  */
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
@@ -26,8 +30,12 @@ export class AppendOnlyStateMachine implements StateMachine {
   entries: { index: number; payload: string }[] = [];
   kv = new Map<string, string>();
 
+  constructor(private readonly keepPayloads = true) {}
+
   apply(e: Entry): unknown {
-    const payload = Buffer.from(e.data).toString('utf8');
+    const payload = this.keepPayloads
+      ? Buffer.from(e.data).toString('utf8')
+      : `#${e.data.length}:${createHash('sha256').update(e.data).digest('hex').slice(0, 16)}`;
     this.entries.push({ index: e.index, payload });
     const eq = payload.indexOf('=');
     if (eq > 0) this.kv.set(payload.slice(0, eq), payload.slice(eq + 1));
@@ -173,7 +181,9 @@ async function main(): Promise<void> {
   const log = pino({ level: a.get('log-level') ?? 'info' }, pino.destination(2));
   const id = Number(need('id'));
   const peers = parsePeers(need('peers'));
-  const sm = new AppendOnlyStateMachine();
+  const keep = a.get('keep-payloads') ?? 'yes';
+  if (keep !== 'yes' && keep !== 'no') throw new Error('--keep-payloads: yes or no');
+  const sm = new AppendOnlyStateMachine(keep === 'yes');
   const secretFile = a.get('secret-file');
   const node = await RaftNode.start({
     id,
