@@ -60,6 +60,8 @@ export interface PeerStatus {
   inflightBytes: number;
   recentActive: boolean;
   pendingSnapshot: number;
+  /** restoring a snapshot (said so in a busy heartbeat answer) */
+  restoring: boolean;
 }
 
 export interface Status {
@@ -455,6 +457,7 @@ export class RaftCore {
           inflightBytes: pr.inflights.totalBytes,
           recentActive: pr.recentActive,
           pendingSnapshot: pr.pendingSnapshot,
+          restoring: pr.restoring,
         });
       }
       progress.sort((a, b) => a.id - b.id);
@@ -1015,6 +1018,7 @@ export class RaftCore {
     const pr = this.prs.get(m.from);
     if (!pr) return;
     pr.recentActive = true;
+    pr.restoring = false;
     if (m.reject) {
       const rejected = m.context ?? m.index ?? 0;
       if (rejected === 0) {
@@ -1052,6 +1056,13 @@ export class RaftCore {
     const pr = this.prs.get(m.from);
     if (!pr) return;
     pr.recentActive = true;
+    // alive, restoring the snapshot it was sent: nothing acknowledged, nothing to resend (a resend
+    // would find a newer snapshot here and start the follower over)
+    if (m.reject) {
+      pr.restoring = true;
+      return;
+    }
+    pr.restoring = false;
     pr.probeSent = false;
     if (m.context !== undefined && m.context > pr.ackedSeq && m.context <= this.hbSeq) {
       pr.ackedSeq = m.context;

@@ -89,6 +89,9 @@ export class Progress {
   snapAckedAtHb = -1;
   /** heard from since the last check-quorum round */
   recentActive = false;
+  /** the follower says it is restoring the snapshot it was sent (busy HeartbeatResp): it needs the
+   * log after its match when it is done (until its next ordinary answer) */
+  restoring = false;
   /** highest heartbeat sequence number the follower echoed this term (ReadIndex / lease) */
   ackedSeq = 0;
   /** last heartbeat round sent to the follower and `next` at that time (lost-App detection) */

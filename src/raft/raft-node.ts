@@ -88,6 +88,8 @@ export class RaftNode {
   private lastTerm = 0;
   /** term of the hard state known to be on disk */
   private durableTerm = 0;
+  /** the state machine is being replaced by a leader snapshot (a store restore can take minutes) */
+  private restoring = false;
   private syncedHard = { term: 0, vote: 0 };
   private lastLeader = 0;
   private lastRole: Role = Role.Follower;
@@ -355,6 +357,14 @@ export class RaftNode {
       this.log.error({ err: (e as Error).message, from: m.from, type: m.type }, 'raft: step failed');
       return;
     }
+    if (this.restoring && m.type === MsgType.Heartbeat && m.term === this.durableTerm && this.core.term === m.term) {
+      // Restoring a store snapshot blocks this node's Ready loop (minutes for a large store), so it
+      // answers nothing from there; this "busy" answer (reject: no log position, no heartbeat round
+      // acknowledged, so it counts for neither the lease nor a ReadIndex) tells the leader the node
+      // is alive, and the leader keeps the log after the snapshot's index for it
+      // (laggingFollowerFloor)
+      this.transport.send({ type: MsgType.HeartbeatResp, from: this.id, to: m.from, term: m.term, reject: true });
+    }
     this.schedule();
   }
 
@@ -441,7 +451,12 @@ export class RaftNode {
       // the state machine is replaced: applies still running must finish first
       await this.applyTail;
       if (this.stopped) return;
-      await this.sm.restore(s.data, s.meta);
+      this.restoring = true;
+      try {
+        await this.sm.restore(s.data, s.meta);
+      } finally {
+        this.restoring = false;
+      }
       if (this.stopped) return;
       this.applied = this.smApplied = this.snapIndex = s.meta.index;
       this.onApplied?.(this.smApplied);
@@ -602,7 +617,8 @@ export class RaftNode {
    * A leader keeps the entries its live followers still need (up to a bound): a follower catching
    * up from a snapshot that took a while must find the log after that snapshot's index, or it would
    * need another snapshot — and under steady writes might never catch up. A follower that stopped
-   * answering, or lags more than 10 snapshot intervals, does not hold the log back.
+   * answering for followerHoldMs, or (not restoring a snapshot) lags more than 10 snapshot
+   * intervals, does not hold the log back.
    */
   private laggingFollowerFloor(index: number): number {
     if (this.followerHoldMs <= 0) return index;
@@ -618,8 +634,12 @@ export class RaftNode {
       // for followerHoldMs after it was last heard from)
       const seen = this.followerSeenMs.get(p.id);
       if (seen === undefined || now - seen > this.followerHoldMs) continue;
-      const need = p.state === 'snapshot' ? Math.max(p.match, p.pendingSnapshot) : p.match;
-      floor = Math.min(floor, Math.max(need, bound));
+      // a follower sent a snapshot, or restoring one (it acknowledged the snapshot before its state
+      // machine was replaced), needs the log from the snapshot's index on, however many entries were
+      // written meanwhile (held while it is heard from: it answers heartbeats while it restores);
+      // any other follower only within `bound`
+      if (p.state === 'snapshot' || p.restoring) floor = Math.min(floor, Math.max(p.match, p.pendingSnapshot));
+      else floor = Math.min(floor, Math.max(p.match, bound));
     }
     return floor;
   }

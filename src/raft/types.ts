@@ -83,6 +83,9 @@ export interface Message {
   logTerm?: number;
   entries?: Entry[];
   commit?: number;
+  /** AppResp/Vote answers: refused. HeartbeatResp: the follower is alive in this term but busy
+   * restoring a snapshot (its Ready loop waits for the state machine): it acknowledges no heartbeat
+   * round and no log position, and nothing is to be resent to it */
   reject?: boolean;
   /** for InstallSnapshot chunks */
   snapshot?: { meta: SnapshotMeta; offset: number; data: Uint8Array; done: boolean };
