@@ -310,7 +310,10 @@ export class LogStorage implements LogReader {
   /** Append entries. Entries the log already has (same index and term) are skipped; the first one
    * that conflicts (same index, other term) replaces that entry and everything after it. Visible at
    * once, durable after the next sync(). Throws RangeError on a caller error (gap, compacted index,
-   * overwriting a committed entry) without changing anything. */
+   * overwriting a committed entry) without changing anything. The entries' data is not copied: it
+   * is written to the segment from the caller's buffers at the next sync(), with the checksum taken
+   * now, so it must not change after the call (entries are immutable everywhere: the transport
+   * decodes them into their own buffers, proposals are freshly encoded). */
   append(entries: Entry[]): void {
     this.check();
     if (entries.length === 0) return;
