@@ -79,14 +79,23 @@ for (const kind of e2eTargets()) describe(`tshark: the wire format as Wireshark 
     const back = await run('nfs-cp', [d.url('/export/wire.bin'), path.join(work, 'out.bin')], { timeoutMs: 60_000 });
     assert.equal(back.code, 0, back.stderr);
     await s.mount.umnt('/export');
-    await sleep(1000);
+    // The UMNT is the last exchange: wait until the capture file holds its call and its reply (dumpcap
+    // writes behind; on a loaded machine a fixed pause lost the tail of the capture once).
+    const decodeAs = ['-d', `tcp.port==${d.nfsPort},rpc`, '-d', `tcp.port==${d.mountPort},rpc`];
+    const tailDeadline = Date.now() + 20_000;
+    for (;;) {
+      const tail = await run('tshark', ['-r', cap, ...decodeAs, '-Y', 'mount.procedure_v3 == 3', '-T', 'fields', '-e', 'rpc.msgtyp'], { timeoutMs: 30_000 });
+      const types = new Set(tail.stdout.split(/\s+/).filter(Boolean));
+      if (types.has('0') && types.has('1')) break;
+      if (Date.now() > tailDeadline) break; // the assertions below then name what is missing
+      await sleep(250);
+    }
 
     const exited = new Promise((r) => tshark!.once('exit', r));
     process.kill(tshark.pid!, 'SIGINT');
     await Promise.race([exited, sleep(10_000)]);
     assert.ok(fs.existsSync(cap) && fs.statSync(cap).size > 0, 'capture file written');
 
-    const decodeAs = ['-d', `tcp.port==${d.nfsPort},rpc`, '-d', `tcp.port==${d.mountPort},rpc`];
     const bad = await run('tshark', [...TREE, '-r', cap, ...decodeAs, '-Y', '_ws.malformed || _ws.expert.severity >= error'], { timeoutMs: 120_000 });
     assert.equal(bad.code, 0, bad.stderr);
     const badLines = bad.stdout.split('\n').filter((l) => l.trim());
