@@ -87,6 +87,8 @@ export class SimNode {
   protected pendingReads = new Map<number, ClientRequest & { kind: 'read' }>();
   protected readWaits: { index: number; req: ClientRequest & { kind: 'read' } }[] = [];
   private lastRole: Role = Role.Follower;
+  /** the last entry applied ahead of its Ready's fsync (applyDurableCommitted) */
+  private earlyApplied = 0;
   /** ticks per nominal tick, e.g. 0.95 */
   tickPeriod: number;
   crashes = 0;
@@ -120,6 +122,7 @@ export class SimNode {
     this.inflight = undefined;
     this.busy = false;
     this.lastRole = Role.Follower;
+    this.earlyApplied = 0;
     this.host.trace(`n${this.id} start ${this.storage.durableSummary()} applied ${this.sm.appliedIndex}`);
     this.pump();
   }
@@ -223,6 +226,7 @@ export class SimNode {
         for (const m of rd.messages) this.host.send(m);
       }
       if (this.host.bug === 'apply-uncommitted') this.applyUncommitted(rd);
+      else if (!this.asyncApply && !rd.snapshot) this.applyDurableCommitted(rd);
       if (!this.storage.hasPending()) {
         this.complete(rd);
         continue;
@@ -278,6 +282,7 @@ export class SimNode {
     const term = this.guard(() => this.core!.status().term);
     for (const e of rd.committed) {
       if (e.index <= this.sm.appliedIndex && this.host.bug === 'apply-uncommitted') continue;
+      if (e.index <= this.earlyApplied) continue; // applied before this Ready's fsync
       if (e.index !== this.sm.appliedIndex + 1) {
         this.host.violation('apply-order', `n${this.id} committed entry ${e.index} handed out after applied ${this.sm.appliedIndex}`);
       }
@@ -345,6 +350,24 @@ export class SimNode {
     if (committed) {
       this.guard(() => this.core!.applyConfChange(cc));
       this.host.confApplied(this.id, cc);
+    }
+  }
+
+  /**
+   * As RaftNode does: committed entries this node already has on disk (each earlier Ready was synced
+   * before advance) are applied before this Ready's own fsync; those that arrive in this Ready wait
+   * for it.
+   */
+  private applyDurableCommitted(rd: Ready): void {
+    const firstNew = rd.entries.length > 0 ? rd.entries[0]!.index : Infinity;
+    const term = this.guard(() => this.core!.status().term);
+    for (const e of rd.committed) {
+      if (e.index >= firstNew) break;
+      if (e.index !== this.sm.appliedIndex + 1) {
+        this.host.violation('apply-order', `n${this.id} committed entry ${e.index} handed out after applied ${this.sm.appliedIndex}`);
+      }
+      this.applyEntry(e.index, e.term, e.type, e.data, term, true);
+      this.earlyApplied = e.index;
     }
   }
 
