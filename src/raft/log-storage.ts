@@ -34,99 +34,34 @@ import {
   parseRecord,
   ENTRY_FIXED_BYTES,
 } from './segment-format';
+import { LogEntryCache } from './log-entry-cache';
+import {
+  LogCorruptionError,
+  LogStorageOptions,
+  Segment,
+  StorageFailedError,
+  StorageIo,
+  StorageLogger,
+  StorageStats,
+  SyncBatchInfo,
+  noopLogger,
+  noteFsync,
+} from './log-storage-types';
+import { lockLogDir, unlockLogDir } from './log-dir-lock';
 import { SegmentIndex } from './segment-index';
 import { fsyncDir, readSnapshotFile, writeSnapshotFile } from './segment-snapshot-file';
 import { Entry, EntryType, HardState, LogReader, Snapshot } from './types';
 
-export class StorageFailedError extends Error {
-  override name = 'StorageFailedError';
-  constructor(message: string, override readonly cause?: unknown) {
-    super(message);
-  }
-}
-
-/** The log on disk is damaged in a way that is not a torn tail: refuse to start. */
-export class LogCorruptionError extends Error {
-  override name = 'LogCorruptionError';
-}
-
-export interface StorageLogger {
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
-
-export interface SyncBatchInfo {
-  /** wall time of the fsync(s) of this batch */
-  seconds: number;
-  /** bytes written since the previous batch */
-  bytes: number;
-  /** entries appended since the previous batch */
-  entries: number;
-  /** sync() callers this batch resolved */
-  callers: number;
-  /** files fsynced (segments + directory) */
-  files: number;
-}
-
-/** The I/O calls that decide durability, replaceable for fault injection and crash simulation. */
-export interface StorageIo {
-  fdatasync(fd: number, cb: (err: NodeJS.ErrnoException | null) => void): void;
-  /** used when a segment is rolled */
-  fdatasyncSync(fd: number): void;
-  /** fsync of the log directory (a new segment's name) */
-  fsyncDir(dir: string): Promise<void>;
-  /** write the buffers back to back at `pos` (at most IOV_MAX of them); returns the bytes written */
-  writevSync(fd: number, bufs: Uint8Array[], pos: number): number;
-}
+export { LogCorruptionError, StorageFailedError } from './log-storage-types';
+export type { LogStorageOptions, StorageIo, StorageLogger, StorageStats, SyncBatchInfo } from './log-storage-types';
 
 /** the most buffers one writev takes (Linux IOV_MAX) */
 const IOV_MAX = 1024;
-
-export interface LogStorageOptions {
-  dir: string;
-  /** roll to a new segment when the current one reaches this size (default 64 MiB) */
-  segmentBytes?: number;
-  /** largest record payload accepted (default 64 MiB + 1 KiB) */
-  maxRecordBytes?: number;
-  /** bytes of entry data kept in the read cache (default 16 MiB) */
-  cacheBytes?: number;
-  logger?: StorageLogger;
-  onSync?: (b: SyncBatchInfo) => void;
-  /** fault injection for tests */
-  io?: Partial<StorageIo>;
-}
-
-interface Segment {
-  seq: number;
-  file: string;
-  fd: number;
-  size: number;
-}
 
 interface Waiter {
   target: number;
   resolve: () => void;
   reject: (e: Error) => void;
-}
-
-export interface StorageStats {
-  syncBatches: number;
-  syncedEntries: number;
-  syncCallers: number;
-  maxBatchEntries: number;
-  fsyncSecondsTotal: number;
-  maxFsyncSeconds: number;
-  segments: number;
-  indexBytes: number;
-  cacheBytes: number;
-  cacheEntries: number;
-  /** bytes cut from a torn tail at open */
-  recoveredTornBytes: number;
-  /** rolls that renamed a preallocated (zero-filled, fdatasync'ed) file into the new segment */
-  preallocatedSegments: number;
-  /** a preallocated file for the next segment is ready */
-  nextSegmentReady: boolean;
 }
 
 /** The next segment, being zero-filled in the background (see prepareNext). */
@@ -140,17 +75,13 @@ interface Prepared {
 
 const SEG_RE = /^(\d{16})\.seg$/;
 const segName = (seq: number) => `${String(seq).padStart(16, '0')}.seg`;
-const LOCK = 'LOCK';
 /** the next segment while it is being preallocated; does not match SEG_RE */
 const NEXT_TMP = 'next.tmp';
-
-const noopLogger: StorageLogger = { info() {}, warn() {}, error() {} };
 
 export class LogStorage implements LogReader {
   private readonly dir: string;
   private readonly segmentBytes: number;
   private readonly maxRecordBytes: number;
-  private readonly cacheLimit: number;
   private readonly log: StorageLogger;
   private readonly onSync?: (b: SyncBatchInfo) => void;
   private readonly io: StorageIo;
@@ -161,8 +92,7 @@ export class LogStorage implements LogReader {
   private hs: HardState = { term: 0, vote: 0, commit: 0 };
   private snap: Snapshot | undefined;
 
-  private cache = new Map<number, Entry>();
-  private cacheSize = 0;
+  private readonly cache: LogEntryCache;
 
   /** records (or their parts) not yet written to the OS, in order */
   private pending: Uint8Array[] = [];
@@ -203,7 +133,7 @@ export class LogStorage implements LogReader {
     this.dir = o.dir;
     this.segmentBytes = o.segmentBytes ?? 64 * 1024 * 1024;
     this.maxRecordBytes = o.maxRecordBytes ?? 64 * 1024 * 1024 + 1024;
-    this.cacheLimit = o.cacheBytes ?? 16 * 1024 * 1024;
+    this.cache = new LogEntryCache(o.cacheBytes ?? 16 * 1024 * 1024);
     this.log = o.logger ?? noopLogger;
     this.onSync = o.onSync;
     this.io = {
@@ -219,7 +149,7 @@ export class LogStorage implements LogReader {
   static async open(o: LogStorageOptions): Promise<LogStorage> {
     const s = new LogStorage(o);
     await fs.promises.mkdir(o.dir, { recursive: true, mode: 0o700 });
-    s.lock();
+    lockLogDir(o.dir);
     try {
       s.snap = readSnapshotFile(o.dir);
       await s.replay();
@@ -228,7 +158,7 @@ export class LogStorage implements LogReader {
       await s.sync();
     } catch (e) {
       s.closeFds();
-      s.unlock();
+      unlockLogDir(o.dir);
       throw e;
     }
     return s;
@@ -263,11 +193,8 @@ export class LogStorage implements LogReader {
     while (i < hi) {
       const c = this.cache.get(i);
       let batch: Entry[];
-      if (c) {
-        this.cache.delete(i);
-        this.cache.set(i, c);
-        batch = [c];
-      } else batch = this.readRange(i, hi, maxBytes - size);
+      if (c) batch = [c];
+      else batch = this.readRange(i, hi, maxBytes - size);
       for (const e of batch) {
         size += e.data.length + 16;
         if (out.length > 0 && size > maxBytes) return out;
@@ -299,8 +226,8 @@ export class LogStorage implements LogReader {
       ...this.st,
       segments: this.segments.length,
       indexBytes: this.index.memoryBytes(),
-      cacheBytes: this.cacheSize,
-      cacheEntries: this.cache.size,
+      cacheBytes: this.cache.bytes,
+      cacheEntries: this.cache.entries,
       nextSegmentReady: this.prep?.ready === true,
     };
   }
@@ -337,7 +264,7 @@ export class LogStorage implements LogReader {
     if (from <= last) {
       if (from <= this.hs.commit) throw new RangeError(`append: would overwrite committed entry ${from} (commit ${this.hs.commit})`);
       this.index.truncateFrom(from);
-      for (let i = from; i <= last; i++) this.uncache(i);
+      for (let i = from; i <= last; i++) this.cache.delete(i);
     }
     try {
       for (let k = skip; k < entries.length; k++) {
@@ -346,7 +273,7 @@ export class LogStorage implements LogReader {
         const rec = encodeEntryRecord(e.index, e.term, prevTerm, e.type, e.data);
         const pos = this.emit(rec.head, rec.data);
         this.index.push(e.index, e.term, pos.seq, pos.off, rec.length - RECORD_HEADER_BYTES);
-        this.cachePut(e.index, e);
+        this.cache.put(e.index, e);
         this.entriesWritten++;
       }
       this.maybeFlush();
@@ -447,7 +374,7 @@ export class LogStorage implements LogReader {
       this.discardPrepared(p);
     }
     this.closeFds();
-    this.unlock();
+    unlockLogDir(this.dir);
   }
 
   // ---------------------------------------------------------------- internals: writing
@@ -477,9 +404,8 @@ export class LogStorage implements LogReader {
     if (r.reset || r.index >= this.base.index + this.index.length) {
       this.index.reset(r.index + 1);
       this.cache.clear();
-      this.cacheSize = 0;
     } else {
-      for (let i = this.base.index + 1; i <= r.index; i++) this.uncache(i);
+      for (let i = this.base.index + 1; i <= r.index; i++) this.cache.delete(i);
       this.index.dropThrough(r.index);
     }
     this.base = { index: r.index, term: r.term };
@@ -550,7 +476,7 @@ export class LogStorage implements LogReader {
     if (fs.fstatSync(old.fd).size > old.size) fs.ftruncateSync(old.fd, old.size);
     const t0 = process.hrtime.bigint();
     this.io.fdatasyncSync(old.fd);
-    this.noteFsync(Number(process.hrtime.bigint() - t0) / 1e9);
+    noteFsync(this.st, Number(process.hrtime.bigint() - t0) / 1e9);
     this.dirty.delete(old.fd);
     this.createSegment(old.seq + 1);
   }
@@ -642,11 +568,6 @@ export class LogStorage implements LogReader {
     p.fd = -1;
   }
 
-  private noteFsync(sec: number): void {
-    this.st.fsyncSecondsTotal += sec;
-    if (sec > this.st.maxFsyncSeconds) this.st.maxFsyncSeconds = sec;
-  }
-
   private fdatasync(fd: number): Promise<void> {
     return new Promise((res, rej) => this.io.fdatasync(fd, (err) => (err ? rej(err) : res())));
   }
@@ -678,7 +599,7 @@ export class LogStorage implements LogReader {
         }
         if (this.failure) return;
         const sec = Number(process.hrtime.bigint() - t0) / 1e9;
-        this.noteFsync(sec);
+        noteFsync(this.st, sec);
         const bytes = upto - this.synced;
         const entries = entriesUpto - this.entriesSynced;
         this.synced = upto;
@@ -766,56 +687,13 @@ export class LogStorage implements LogReader {
       if (h.index !== k || h.term !== idx.term(k)) throw this.fail(new Error(`entry ${k} mismatch on disk`), 'read');
       const view = buf.subarray(r.payloadStart + ENTRY_FIXED_BYTES, r.payloadEnd);
       const e: Entry = { index: k, term: h.term, type: h.type, data: single ? view : new Uint8Array(view) };
-      this.cachePut(k, e);
+      this.cache.put(k, e);
       out.push(e);
     }
     return out;
   }
 
-  private cachePut(i: number, e: Entry): void {
-    if (e.data.length > this.cacheLimit / 4) return;
-    this.uncache(i);
-    this.cache.set(i, e);
-    this.cacheSize += e.data.length + 64;
-    while (this.cacheSize > this.cacheLimit) {
-      const k = this.cache.keys().next().value as number;
-      this.uncache(k);
-    }
-  }
-
-  private uncache(i: number): void {
-    const e = this.cache.get(i);
-    if (e) {
-      this.cache.delete(i);
-      this.cacheSize -= e.data.length + 64;
-    }
-  }
-
   // ---------------------------------------------------------------- internals: open
-
-  /** LOCK holds "pid bootId": a lock left by a process that died, or by a previous boot (its pid may
-   * now belong to an unrelated process), is stale and taken over. */
-  private lock(): void {
-    const f = path.join(this.dir, LOCK);
-    try {
-      const [pidText, boot] = fs.readFileSync(f, 'utf8').trim().split(/\s+/);
-      const pid = Number(pidText);
-      const sameBoot = boot === undefined || boot === bootId();
-      if (pid === process.pid && sameBoot) throw new Error(`raft log ${this.dir} is already open in this process`);
-      if (pid && sameBoot && pidAlive(pid)) throw new Error(`raft log ${this.dir} is in use by process ${pid}`);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    }
-    fs.writeFileSync(f, `${process.pid} ${bootId()}\n`, { mode: 0o600 });
-  }
-
-  private unlock(): void {
-    try {
-      if (Number(fs.readFileSync(path.join(this.dir, LOCK), 'utf8').trim().split(/\s+/)[0]) === process.pid) fs.unlinkSync(path.join(this.dir, LOCK));
-    } catch {
-      /* already gone */
-    }
-  }
 
   private closeFds(): void {
     for (const s of this.segments) {
@@ -1007,27 +885,6 @@ export class LogStorage implements LogReader {
     const keep = this.term(s.meta.index) === s.meta.term;
     this.log.warn({ snapshotIndex: s.meta.index, keep }, 'raft log: catching the log base up to the snapshot file');
     this.writeBase({ index: s.meta.index, term: s.meta.term, reset: !keep });
-  }
-}
-
-let cachedBootId: string | undefined;
-function bootId(): string {
-  if (cachedBootId === undefined) {
-    try {
-      cachedBootId = fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-    } catch {
-      cachedBootId = 'unknown';
-    }
-  }
-  return cachedBootId;
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
