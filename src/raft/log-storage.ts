@@ -20,23 +20,17 @@ import {
   BaseRecord,
   RECORD_HEADER_BYTES,
   RecordType,
-  allZero,
-  anyValidRecordAfter,
-  decodeBase,
   decodeEntryHead,
-  decodeHardState,
-  decodeSegmentHeader,
   encodeBaseRecord,
   encodeEntryRecord,
   encodeHardStateRecord,
   encodeSegmentHeader,
-  lastNonZero,
   parseRecord,
   ENTRY_FIXED_BYTES,
 } from './segment-format';
+import { NEXT_TMP, segName } from './segment-files';
 import { LogEntryCache } from './log-entry-cache';
 import {
-  LogCorruptionError,
   LogStorageOptions,
   Segment,
   StorageFailedError,
@@ -49,6 +43,7 @@ import {
 } from './log-storage-types';
 import { lockLogDir, unlockLogDir } from './log-dir-lock';
 import { SegmentIndex } from './segment-index';
+import { recoverSegments } from './segment-recovery';
 import { fsyncDir, readSnapshotFile, writeSnapshotFile } from './segment-snapshot-file';
 import { Entry, EntryType, HardState, LogReader, Snapshot } from './types';
 
@@ -72,11 +67,6 @@ interface Prepared {
   cancelled: boolean;
   done: Promise<void>;
 }
-
-const SEG_RE = /^(\d{16})\.seg$/;
-const segName = (seq: number) => `${String(seq).padStart(16, '0')}.seg`;
-/** the next segment while it is being preallocated; does not match SEG_RE */
-const NEXT_TMP = 'next.tmp';
 
 export class LogStorage implements LogReader {
   private readonly dir: string;
@@ -152,7 +142,7 @@ export class LogStorage implements LogReader {
     lockLogDir(o.dir);
     try {
       s.snap = readSnapshotFile(o.dir);
-      await s.replay();
+      await s.recover();
       s.reconcileSnapshot();
       s.flush();
       await s.sync();
@@ -706,173 +696,20 @@ export class LogStorage implements LogReader {
     this.segments = [];
   }
 
-  private corrupt(msg: string): never {
-    throw new LogCorruptionError(`raft log ${this.dir}: ${msg}`);
-  }
-
-  private async replay(): Promise<void> {
-    // a next segment that was being preallocated when the process stopped: never part of the log
-    if (fs.existsSync(path.join(this.dir, NEXT_TMP))) {
-      fs.rmSync(path.join(this.dir, NEXT_TMP), { force: true });
-      this.log.info({ file: NEXT_TMP }, 'raft log: leftover preallocation file removed');
-    }
-    const seqs = fs
-      .readdirSync(this.dir)
-      .map((n) => SEG_RE.exec(n))
-      .filter((m): m is RegExpExecArray => m !== null)
-      .map((m) => Number(m[1]))
-      .sort((a, b) => a - b);
-    for (let k = 1; k < seqs.length; k++) if (seqs[k] !== seqs[k - 1] + 1) this.corrupt(`segment ${seqs[k - 1] + 1} missing`);
-
-    // replay state: realBase from headers/base records; entries start after virtualBase
-    let realBase = { index: 0, term: 0 };
-    let vBase = { index: 0, term: 0 };
-    const idx = this.index;
-    const termOf = (i: number): number | undefined => (i === vBase.index ? vBase.term : idx.has(i) ? idx.term(i) : undefined);
-    let firstSeg = true;
-    let reopenPrev = false;
-
-    for (let k = 0; k < seqs.length; k++) {
-      const seq = seqs[k];
-      const isLast = k === seqs.length - 1;
-      const file = path.join(this.dir, segName(seq));
-      const buf = fs.readFileSync(file);
-      let off = 0;
-      let records = 0;
-      let zeroTail = false;
-      while (off < buf.length) {
-        const r = parseRecord(buf, off, buf.length, this.maxRecordBytes);
-        if (!r.ok) {
-          if (isLast && allZero(buf, off, buf.length)) {
-            // preallocated space never written (or never reached the disk): the end of the log.
-            // Nothing to cut: appends go on overwriting the zeros.
-            zeroTail = true;
-            break;
-          }
-          if (!isLast) this.corrupt(`segment ${seq} damaged at offset ${off} (${r.reason}) and later segments exist`);
-          const later = anyValidRecordAfter(buf, off + 1, buf.length, this.maxRecordBytes);
-          if (later >= 0)
-            this.corrupt(
-              `segment ${seq} damaged at offset ${off} (${r.reason}) with valid records after it (offset ${later}); ` +
-                'not cut automatically: the damage may cover acknowledged entries. Restore this node from its peers ' +
-                '(move the raft directory away and re-add the node) or, if only never-synced data can be affected, truncate the segment at that offset',
-            );
-          const torn = lastNonZero(buf, off, buf.length) + 1 - off; // zeros after it: preallocated space
-          this.log.warn({ segment: seq, offset: off, cutBytes: torn, fileBytes: buf.length - off, reason: r.reason }, 'raft log: torn tail truncated');
-          this.st.recoveredTornBytes += torn;
-          break;
-        }
-        const at = off;
-        try {
-          if (records === 0 && r.type !== RecordType.SegmentHeader) this.corrupt(`segment ${seq} does not start with a header`);
-          switch (r.type) {
-            case RecordType.SegmentHeader: {
-              if (records !== 0) this.corrupt(`segment ${seq}: second header at ${at}`);
-              const h = decodeSegmentHeader(buf, r.payloadStart, r.payloadEnd);
-              if (h.seq !== seq) this.corrupt(`segment ${seq} header says ${h.seq}`);
-              if (firstSeg) {
-                realBase = { index: h.baseIndex, term: h.baseTerm };
-                vBase = { index: h.lastIndex, term: h.lastTerm };
-                idx.reset(h.lastIndex + 1);
-              } else {
-                const last = vBase.index + idx.length;
-                if (h.lastIndex > last) this.corrupt(`segment ${seq} starts after index ${h.lastIndex} but the log before it ends at ${last}`);
-                if (h.baseIndex !== realBase.index || h.baseTerm !== realBase.term) this.corrupt(`segment ${seq} header base ${h.baseIndex} != replayed base ${realBase.index}`);
-                if (h.lastIndex >= vBase.index) {
-                  if (termOf(h.lastIndex) !== h.lastTerm) this.corrupt(`segment ${seq} header term mismatch at ${h.lastIndex}`);
-                  idx.truncateFrom(h.lastIndex + 1);
-                } else {
-                  vBase = { index: h.lastIndex, term: h.lastTerm };
-                  idx.reset(h.lastIndex + 1);
-                }
-              }
-              this.hs = h.hardState;
-              this.segments.push({ seq, file, fd: -1, size: 0 });
-              firstSeg = false;
-              break;
-            }
-            case RecordType.Entry: {
-              const e = decodeEntryHead(buf, r.payloadStart, r.payloadEnd);
-              const last = vBase.index + idx.length;
-              if (e.index <= realBase.index) this.corrupt(`entry ${e.index} at or below the compaction base ${realBase.index}`);
-              if (e.index > last + 1) this.corrupt(`entry ${e.index} leaves a gap after ${last}`);
-              if (e.index <= vBase.index) {
-                vBase = { index: e.index - 1, term: e.prevTerm };
-                idx.reset(e.index);
-              } else {
-                if (termOf(e.index - 1) !== e.prevTerm) this.corrupt(`entry ${e.index} does not follow the term of entry ${e.index - 1}`);
-                idx.truncateFrom(e.index);
-              }
-              idx.push(e.index, e.term, seq, at, r.payloadEnd - r.payloadStart);
-              break;
-            }
-            case RecordType.HardState:
-              this.hs = decodeHardState(buf, r.payloadStart, r.payloadEnd);
-              break;
-            case RecordType.Base: {
-              const b = decodeBase(buf, r.payloadStart, r.payloadEnd);
-              const last = vBase.index + idx.length;
-              if (b.reset) {
-                realBase = vBase = { index: b.index, term: b.term };
-                idx.reset(b.index + 1);
-              } else if (b.index > realBase.index) {
-                realBase = { index: b.index, term: b.term };
-                if (b.index >= last) {
-                  vBase = { index: b.index, term: b.term };
-                  idx.reset(b.index + 1);
-                } else if (b.index >= vBase.index) {
-                  const t = termOf(b.index);
-                  if (t !== b.term) this.corrupt(`compaction record term mismatch at ${b.index}`);
-                  idx.dropThrough(b.index);
-                  vBase = { index: b.index, term: b.term };
-                }
-              }
-              break;
-            }
-          }
-        } catch (e) {
-          if (e instanceof LogCorruptionError) throw e;
-          this.corrupt(`segment ${seq} record at ${at}: ${(e as Error).message}`);
-        }
-        records++;
-        off = r.next;
-      }
-      if (!isLast && records === 0) this.corrupt(`segment ${seq} is empty and later segments exist`);
-      if (isLast) {
-        if (records === 0) {
-          // the newest segment's header never reached the disk: it held nothing acknowledged
-          this.log.warn({ segment: seq }, 'raft log: empty newest segment removed');
-          fs.unlinkSync(file);
-          reopenPrev = true;
-        } else {
-          const fd = fs.openSync(file, 'r+');
-          if (off < buf.length && !zeroTail) {
-            fs.ftruncateSync(fd, off);
-            fs.fsyncSync(fd);
-          }
-          const s = this.cur;
-          s.fd = fd;
-          s.size = off;
-        }
-      } else {
-        const s = this.cur;
-        s.fd = fs.openSync(file, 'r');
-        s.size = buf.length;
-      }
-    }
-    if (vBase.index > realBase.index) this.corrupt(`entries ${realBase.index + 1}..${vBase.index} are missing (segment lost?)`);
-    if (vBase.index < realBase.index) idx.dropThrough(realBase.index);
-    this.base = realBase;
-    if (this.segments.length === 0) {
-      this.createSegment(1);
-    } else if (reopenPrev) {
-      // the newest segment was removed: reopen its predecessor for appending
-      const s = this.cur;
-      fs.closeSync(s.fd);
-      s.fd = fs.openSync(s.file, 'r+');
-    }
+  private async recover(): Promise<void> {
+    const r = await recoverSegments({
+      dir: this.dir,
+      maxRecordBytes: this.maxRecordBytes,
+      log: this.log,
+      st: this.st,
+      index: this.index,
+      segments: this.segments,
+    });
+    this.base = r.base;
+    this.hs = r.hardState;
+    if (this.segments.length === 0) this.createSegment(1);
     this.log.info(
-      { dir: this.dir, firstIndex: this.base.index + 1, lastIndex: this.base.index + idx.length, segments: this.segments.length, hardState: this.hs },
+      { dir: this.dir, firstIndex: this.base.index + 1, lastIndex: this.base.index + this.index.length, segments: this.segments.length, hardState: this.hs },
       'raft log opened',
     );
   }
