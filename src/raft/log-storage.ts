@@ -28,7 +28,7 @@ import {
   parseRecord,
   ENTRY_FIXED_BYTES,
 } from './segment-format';
-import { NEXT_TMP, segName } from './segment-files';
+import { segName } from './segment-files';
 import { LogEntryCache } from './log-entry-cache';
 import {
   LogStorageOptions,
@@ -44,6 +44,7 @@ import {
 import { lockLogDir, unlockLogDir } from './log-dir-lock';
 import { SegmentIndex } from './segment-index';
 import { recoverSegments } from './segment-recovery';
+import { SegmentPreallocator } from './segment-preallocator';
 import { fsyncDir, readSnapshotFile, writeSnapshotFile } from './segment-snapshot-file';
 import { Entry, EntryType, HardState, LogReader, Snapshot } from './types';
 
@@ -57,15 +58,6 @@ interface Waiter {
   target: number;
   resolve: () => void;
   reject: (e: Error) => void;
-}
-
-/** The next segment, being zero-filled in the background (see prepareNext). */
-interface Prepared {
-  file: string;
-  fd: number;
-  ready: boolean;
-  cancelled: boolean;
-  done: Promise<void>;
 }
 
 export class LogStorage implements LogReader {
@@ -115,9 +107,8 @@ export class LogStorage implements LogReader {
     nextSegmentReady: false,
   };
 
-  /** the next segment's preallocated file (at most one) and the segment it was started for */
-  private prep: Prepared | undefined;
-  private prepStartedFor = -1;
+  /** the next segment's file, zero-filled in the background */
+  private readonly prealloc: SegmentPreallocator;
 
   private constructor(o: LogStorageOptions) {
     this.dir = o.dir;
@@ -132,6 +123,7 @@ export class LogStorage implements LogReader {
       fsyncDir: o.io?.fsyncDir ?? fsyncDir,
       writevSync: o.io?.writevSync ?? ((fd, bufs, pos) => fs.writevSync(fd, bufs, pos)),
     };
+    this.prealloc = new SegmentPreallocator(o.dir, this.segmentBytes, this.log, this.st, () => this.closed || this.failure !== undefined);
   }
 
   /** Open (or create) the storage in `dir`: verify the snapshot, replay the segments, cut a torn tail.
@@ -218,7 +210,7 @@ export class LogStorage implements LogReader {
       indexBytes: this.index.memoryBytes(),
       cacheBytes: this.cache.bytes,
       cacheEntries: this.cache.entries,
-      nextSegmentReady: this.prep?.ready === true,
+      nextSegmentReady: this.prealloc.ready,
     };
   }
 
@@ -356,13 +348,7 @@ export class LogStorage implements LogReader {
     }
     while (this.syncing) await new Promise((r) => setTimeout(r, 1));
     this.closed = true;
-    const p = this.prep;
-    if (p) {
-      this.prep = undefined;
-      p.cancelled = true;
-      await p.done;
-      this.discardPrepared(p);
-    }
+    if (this.prealloc.running) await this.prealloc.close();
     this.closeFds();
     unlockLogDir(this.dir);
   }
@@ -378,7 +364,7 @@ export class LogStorage implements LogReader {
     if (this.failure) return this.failure;
     const err = new StorageFailedError(`raft log storage failed in ${op}: ${(e as Error)?.message ?? e}`, e);
     this.failure = err;
-    if (this.prep) this.prep.cancelled = true;
+    this.prealloc.cancel();
     this.log.error({ err: (e as Error)?.message, op, dir: this.dir }, 'raft log storage failed; node must stop');
     for (const w of this.waiters.splice(0)) w.reject(err);
     return err;
@@ -452,7 +438,7 @@ export class LogStorage implements LogReader {
     cur.size += n;
     this.written += n;
     this.dirty.add(cur.fd);
-    if (cur.size >= this.segmentBytes / 2 && this.prepStartedFor !== cur.seq) this.prepareNext();
+    if (cur.size >= this.segmentBytes / 2 && this.prealloc.startedFor !== cur.seq) this.prealloc.start(cur.seq);
   }
 
   /** Close the current segment (fsynced now, so a later segment never survives a crash that an
@@ -473,7 +459,7 @@ export class LogStorage implements LogReader {
 
   private createSegment(seq: number): void {
     const file = path.join(this.dir, segName(seq));
-    const fd = this.takePrepared(file) ?? fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
+    const fd = this.prealloc.take(file) ?? fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
     const last = this.base.index + this.index.length;
     const seg: Segment = { seq, file, fd, size: 0 };
     this.segments.push(seg);
@@ -489,73 +475,6 @@ export class LogStorage implements LogReader {
       }),
     );
     this.flush();
-  }
-
-  /** Start zero-filling the next segment's file in the background (once per current segment, when it
-   * is half full): written in 1 MiB chunks by the thread pool, fdatasync'ed every 8 MiB and at the
-   * end, so that its size and block allocation are on disk before it becomes a segment. Appends to
-   * it then overwrite allocated blocks, and their fdatasync has only data to flush, no journal
-   * commit of a new file size. Best effort: on any error the roll creates an empty file as before. */
-  private prepareNext(): void {
-    this.prepStartedFor = this.cur.seq;
-    if (this.prep || this.closed || this.failure) return;
-    const p: Prepared = { file: path.join(this.dir, NEXT_TMP), fd: -1, ready: false, cancelled: false, done: Promise.resolve() };
-    this.prep = p;
-    const total = this.segmentBytes;
-    p.done = (async () => {
-      try {
-        fs.rmSync(p.file, { force: true });
-        p.fd = fs.openSync(p.file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
-        const zeros = Buffer.alloc(Math.min(1 << 20, total));
-        let off = 0;
-        let unsynced = 0;
-        while (off < total && !p.cancelled) {
-          const n = await writeAsync(p.fd, zeros, 0, Math.min(zeros.length, total - off), off);
-          off += n;
-          unsynced += n;
-          if (unsynced >= 8 << 20 || off >= total) {
-            await fdatasyncAsync(p.fd);
-            unsynced = 0;
-          }
-        }
-        if (!p.cancelled) p.ready = true;
-      } catch (e) {
-        this.log.warn({ err: (e as Error).message }, 'raft log: could not preallocate the next segment; it will be created empty');
-        p.cancelled = true;
-      }
-      if (p.cancelled) {
-        if (this.prep === p) this.prep = undefined;
-        this.discardPrepared(p);
-      }
-    })();
-  }
-
-  /** The prepared file renamed to `file` (the caller fsyncs the directory), or undefined if none is ready. */
-  private takePrepared(file: string): number | undefined {
-    const p = this.prep;
-    if (!p || !p.ready) return undefined;
-    this.prep = undefined;
-    try {
-      if (fs.existsSync(file)) throw new Error(`${file} exists`);
-      fs.renameSync(p.file, file);
-    } catch (e) {
-      this.log.warn({ err: (e as Error).message }, 'raft log: preallocated segment not used');
-      this.discardPrepared(p);
-      return undefined;
-    }
-    this.st.preallocatedSegments++;
-    return p.fd;
-  }
-
-  private discardPrepared(p: Prepared): void {
-    if (p.fd < 0) return;
-    try {
-      fs.closeSync(p.fd);
-      fs.unlinkSync(p.file);
-    } catch {
-      /* gone; a leftover is removed at the next open */
-    }
-    p.fd = -1;
   }
 
   private fdatasync(fd: number): Promise<void> {
@@ -725,10 +644,6 @@ export class LogStorage implements LogReader {
   }
 }
 
-function writeAsync(fd: number, b: Buffer, off: number, len: number, pos: number): Promise<number> {
-  return new Promise((res, rej) => fs.write(fd, b, off, len, pos, (e, n) => (e ? rej(e) : res(n))));
-}
-
 /** the buffers after their first `n` bytes */
 function skipBytes(bufs: Uint8Array[], n: number): Uint8Array[] {
   let k = 0;
@@ -736,8 +651,4 @@ function skipBytes(bufs: Uint8Array[], n: number): Uint8Array[] {
   const rest = bufs.slice(k);
   if (rest.length > 0 && n > 0) rest[0] = rest[0].subarray(n);
   return rest;
-}
-
-function fdatasyncAsync(fd: number): Promise<void> {
-  return new Promise((res, rej) => fs.fdatasync(fd, (e) => (e ? rej(e) : res())));
 }
