@@ -13,46 +13,36 @@
  *  - After any I/O error the storage is failed: every later call throws StorageFailedError and no
  *    pending sync() resolves. Nothing is acknowledged that was not persisted.
  *  - Calls other than sync() are made one at a time (the driver serializes them).
+ *
+ * The parts: log-storage-types.ts (errors, options, stats), log-dir-lock.ts (the LOCK file),
+ * segment-recovery.ts (replay at open), segment-writer.ts (segment files, queued records, writev,
+ * rolling) with segment-preallocator.ts, log-entry-cache.ts (read cache); on-disk format in
+ * segment-format.ts, index in segment-index.ts, snapshot file in segment-snapshot-file.ts.
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
+import { lockLogDir, unlockLogDir } from './log-dir-lock';
+import { LogEntryCache } from './log-entry-cache';
+import { LogStorageOptions, StorageFailedError, StorageIo, StorageLogger, StorageStats, SyncBatchInfo, noopLogger, noteFsync } from './log-storage-types';
 import {
   BaseRecord,
   RECORD_HEADER_BYTES,
   RecordType,
+  SegmentHeaderRecord,
   decodeEntryHead,
   encodeBaseRecord,
   encodeEntryRecord,
   encodeHardStateRecord,
-  encodeSegmentHeader,
   parseRecord,
   ENTRY_FIXED_BYTES,
 } from './segment-format';
-import { segName } from './segment-files';
-import { LogEntryCache } from './log-entry-cache';
-import {
-  LogStorageOptions,
-  Segment,
-  StorageFailedError,
-  StorageIo,
-  StorageLogger,
-  StorageStats,
-  SyncBatchInfo,
-  noopLogger,
-  noteFsync,
-} from './log-storage-types';
-import { lockLogDir, unlockLogDir } from './log-dir-lock';
 import { SegmentIndex } from './segment-index';
 import { recoverSegments } from './segment-recovery';
-import { SegmentPreallocator } from './segment-preallocator';
 import { fsyncDir, readSnapshotFile, writeSnapshotFile } from './segment-snapshot-file';
+import { SegmentWriter } from './segment-writer';
 import { Entry, EntryType, HardState, LogReader, Snapshot } from './types';
 
 export { LogCorruptionError, StorageFailedError } from './log-storage-types';
 export type { LogStorageOptions, StorageIo, StorageLogger, StorageStats, SyncBatchInfo } from './log-storage-types';
-
-/** the most buffers one writev takes (Linux IOV_MAX) */
-const IOV_MAX = 1024;
 
 interface Waiter {
   target: number;
@@ -62,32 +52,25 @@ interface Waiter {
 
 export class LogStorage implements LogReader {
   private readonly dir: string;
-  private readonly segmentBytes: number;
   private readonly maxRecordBytes: number;
   private readonly log: StorageLogger;
   private readonly onSync?: (b: SyncBatchInfo) => void;
   private readonly io: StorageIo;
 
-  private segments: Segment[] = [];
   private index = new SegmentIndex();
   private base = { index: 0, term: 0 };
   private hs: HardState = { term: 0, vote: 0, commit: 0 };
   private snap: Snapshot | undefined;
 
   private readonly cache: LogEntryCache;
+  private readonly writer: SegmentWriter;
 
-  /** records (or their parts) not yet written to the OS, in order */
-  private pending: Uint8Array[] = [];
-  private pendingBytes = 0;
-
-  private written = 0;
   private synced = 0;
   private entriesWritten = 0;
   private entriesSynced = 0;
-  private dirty = new Set<number>();
-  private dirDirty = false;
   private syncing = false;
   private waiters: Waiter[] = [];
+
   private failure: StorageFailedError | undefined;
   private closed = false;
 
@@ -107,23 +90,29 @@ export class LogStorage implements LogReader {
     nextSegmentReady: false,
   };
 
-  /** the next segment's file, zero-filled in the background */
-  private readonly prealloc: SegmentPreallocator;
-
   private constructor(o: LogStorageOptions) {
     this.dir = o.dir;
-    this.segmentBytes = o.segmentBytes ?? 64 * 1024 * 1024;
+    const segmentBytes = o.segmentBytes ?? 64 * 1024 * 1024;
     this.maxRecordBytes = o.maxRecordBytes ?? 64 * 1024 * 1024 + 1024;
     this.cache = new LogEntryCache(o.cacheBytes ?? 16 * 1024 * 1024);
     this.log = o.logger ?? noopLogger;
     this.onSync = o.onSync;
-    this.io = {
+    const io: StorageIo = {
       fdatasync: o.io?.fdatasync ?? fs.fdatasync,
       fdatasyncSync: o.io?.fdatasyncSync ?? fs.fdatasyncSync,
       fsyncDir: o.io?.fsyncDir ?? fsyncDir,
       writevSync: o.io?.writevSync ?? ((fd, bufs, pos) => fs.writevSync(fd, bufs, pos)),
     };
-    this.prealloc = new SegmentPreallocator(o.dir, this.segmentBytes, this.log, this.st, () => this.closed || this.failure !== undefined);
+    this.io = io;
+    this.writer = new SegmentWriter({
+      dir: o.dir,
+      segmentBytes,
+      io,
+      log: this.log,
+      st: this.st,
+      segmentHeader: (seq) => this.segmentHeader(seq),
+      stopped: () => this.closed || this.failure !== undefined,
+    });
   }
 
   /** Open (or create) the storage in `dir`: verify the snapshot, replay the segments, cut a torn tail.
@@ -136,10 +125,10 @@ export class LogStorage implements LogReader {
       s.snap = readSnapshotFile(o.dir);
       await s.recover();
       s.reconcileSnapshot();
-      s.flush();
+      s.writer.flush();
       await s.sync();
     } catch (e) {
-      s.closeFds();
+      s.writer.closeAll();
       unlockLogDir(o.dir);
       throw e;
     }
@@ -206,11 +195,11 @@ export class LogStorage implements LogReader {
   stats(): StorageStats {
     return {
       ...this.st,
-      segments: this.segments.length,
+      segments: this.writer.segments.length,
       indexBytes: this.index.memoryBytes(),
       cacheBytes: this.cache.bytes,
       cacheEntries: this.cache.entries,
-      nextSegmentReady: this.prealloc.ready,
+      nextSegmentReady: this.writer.prealloc.ready,
     };
   }
 
@@ -253,12 +242,12 @@ export class LogStorage implements LogReader {
         const e = entries[k];
         const prevTerm = this.term(e.index - 1)!;
         const rec = encodeEntryRecord(e.index, e.term, prevTerm, e.type, e.data);
-        const pos = this.emit(rec.head, rec.data);
+        const pos = this.writer.emit(rec.head, rec.data);
         this.index.push(e.index, e.term, pos.seq, pos.off, rec.length - RECORD_HEADER_BYTES);
         this.cache.put(e.index, e);
         this.entriesWritten++;
       }
-      this.maybeFlush();
+      this.writer.maybeFlush();
     } catch (e) {
       throw this.fail(e, 'append');
     }
@@ -271,8 +260,8 @@ export class LogStorage implements LogReader {
     if (hs.term < this.hs.term) throw new RangeError(`setHardState: term goes back ${this.hs.term} -> ${hs.term}`);
     for (const v of [hs.term, hs.vote, hs.commit]) if (!Number.isSafeInteger(v) || v < 0) throw new RangeError('setHardState: bad value');
     try {
-      this.emit(encodeHardStateRecord(hs));
-      this.maybeFlush();
+      this.writer.emit(encodeHardStateRecord(hs));
+      this.writer.maybeFlush();
     } catch (e) {
       throw this.fail(e, 'setHardState');
     }
@@ -322,15 +311,15 @@ export class LogStorage implements LogReader {
   sync(): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.closed) return Promise.reject(new StorageFailedError('storage closed'));
-    if (this.pendingBytes > 0) {
+    if (this.writer.pendingBytes > 0) {
       try {
-        this.flush();
+        this.writer.flush();
       } catch (e) {
         return Promise.reject(this.fail(e, 'write'));
       }
     }
-    const target = this.written;
-    if (target <= this.synced && !this.dirDirty && this.dirty.size === 0) return Promise.resolve();
+    const target = this.writer.written;
+    if (target <= this.synced && !this.writer.hasUnsyncedFiles) return Promise.resolve();
     return new Promise((resolve, reject) => {
       this.waiters.push({ target, resolve, reject });
       if (!this.syncing) void this.runSync();
@@ -348,8 +337,8 @@ export class LogStorage implements LogReader {
     }
     while (this.syncing) await new Promise((r) => setTimeout(r, 1));
     this.closed = true;
-    if (this.prealloc.running) await this.prealloc.close();
-    this.closeFds();
+    if (this.writer.prealloc.running) await this.writer.prealloc.close();
+    this.writer.closeAll();
     unlockLogDir(this.dir);
   }
 
@@ -364,7 +353,7 @@ export class LogStorage implements LogReader {
     if (this.failure) return this.failure;
     const err = new StorageFailedError(`raft log storage failed in ${op}: ${(e as Error)?.message ?? e}`, e);
     this.failure = err;
-    this.prealloc.cancel();
+    this.writer.prealloc.cancel();
     this.log.error({ err: (e as Error)?.message, op, dir: this.dir }, 'raft log storage failed; node must stop');
     for (const w of this.waiters.splice(0)) w.reject(err);
     return err;
@@ -372,8 +361,8 @@ export class LogStorage implements LogReader {
 
   private writeBase(r: BaseRecord): void {
     try {
-      this.emit(encodeBaseRecord(r));
-      this.maybeFlush();
+      this.writer.emit(encodeBaseRecord(r));
+      this.writer.maybeFlush();
     } catch (e) {
       throw this.fail(e, 'base');
     }
@@ -387,94 +376,23 @@ export class LogStorage implements LogReader {
     this.base = { index: r.index, term: r.term };
   }
 
-  private get cur(): Segment {
-    return this.segments[this.segments.length - 1];
-  }
-
-  /** Queue a record (given whole, or as a head and a body written after it) for the current segment
-   * (rolling first if it is full); returns its position. */
-  private emit(rec: Buffer, body?: Uint8Array): { seq: number; off: number } {
-    const length = rec.length + (body?.length ?? 0);
-    let cur = this.cur;
-    if (cur.size + this.pendingBytes + length > this.segmentBytes && cur.size + this.pendingBytes > 0) {
-      this.roll();
-      cur = this.cur;
-    }
-    const off = cur.size + this.pendingBytes;
-    this.pending.push(rec);
-    if (body && body.length > 0) this.pending.push(body);
-    this.pendingBytes += length;
-    return { seq: cur.seq, off };
-  }
-
-  /** Records are written to the OS in one write per sync() (or per MiB), not one per call. */
-  private maybeFlush(): void {
-    if (this.pendingBytes >= 1 << 20) this.flush();
-  }
-
-  private flush(): void {
-    if (this.pendingBytes === 0) return;
-    const cur = this.cur;
-    const bufs = this.pending;
-    this.pending = [];
-    const n = this.pendingBytes;
-    this.pendingBytes = 0;
-    // one writev of the records' parts as they are (no copy into one buffer), IOV_MAX at a time; a
-    // short write goes on from where it stopped
-    let pos = cur.size;
-    for (let i = 0; i < bufs.length; ) {
-      let group = bufs.slice(i, i + IOV_MAX);
-      i += group.length;
-      let want = 0;
-      for (const b of group) want += b.length;
-      while (want > 0) {
-        const w = this.io.writevSync(cur.fd, group, pos);
-        if (w <= 0) throw new Error(`writev wrote ${w} bytes`);
-        pos += w;
-        want -= w;
-        if (want > 0) group = skipBytes(group, w);
-      }
-    }
-    cur.size += n;
-    this.written += n;
-    this.dirty.add(cur.fd);
-    if (cur.size >= this.segmentBytes / 2 && this.prealloc.startedFor !== cur.seq) this.prealloc.start(cur.seq);
-  }
-
-  /** Close the current segment (fsynced now, so a later segment never survives a crash that an
-   * earlier one's tail did not) and start the next. */
-  private roll(): void {
-    this.flush();
-    const old = this.cur;
-    // a preallocated segment is cut where its records end: only the newest segment has a zero tail
-    // (replay accepts zeros as the end of the log there and nowhere else). The fdatasync below makes
-    // the new length durable before the next segment's name exists.
-    if (fs.fstatSync(old.fd).size > old.size) fs.ftruncateSync(old.fd, old.size);
-    const t0 = process.hrtime.bigint();
-    this.io.fdatasyncSync(old.fd);
-    noteFsync(this.st, Number(process.hrtime.bigint() - t0) / 1e9);
-    this.dirty.delete(old.fd);
-    this.createSegment(old.seq + 1);
-  }
-
-  private createSegment(seq: number): void {
-    const file = path.join(this.dir, segName(seq));
-    const fd = this.prealloc.take(file) ?? fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
+  /** the header record of a new segment: the log's state now */
+  private segmentHeader(seq: number): SegmentHeaderRecord {
     const last = this.base.index + this.index.length;
-    const seg: Segment = { seq, file, fd, size: 0 };
-    this.segments.push(seg);
-    this.dirDirty = true;
-    this.emit(
-      encodeSegmentHeader({
-        seq,
-        lastIndex: last,
-        lastTerm: this.term(last)!,
-        baseIndex: this.base.index,
-        baseTerm: this.base.term,
-        hardState: this.hs,
-      }),
-    );
-    this.flush();
+    return {
+      seq,
+      lastIndex: last,
+      lastTerm: this.term(last)!,
+      baseIndex: this.base.index,
+      baseTerm: this.base.term,
+      hardState: this.hs,
+    };
+  }
+
+  /** seq of the segment holding entry firstIndex (or the current segment when the log is empty) */
+  private firstLiveSegment(): number {
+    if (this.index.length > 0) return this.index.seg(this.base.index + 1);
+    return this.writer.cur.seq;
   }
 
   private fdatasync(fd: number): Promise<void> {
@@ -486,17 +404,14 @@ export class LogStorage implements LogReader {
     try {
       while (this.waiters.length > 0 && !this.failure) {
         try {
-          this.flush();
+          this.writer.flush();
         } catch (e) {
           this.fail(e, 'write');
           return;
         }
-        const upto = this.written;
+        const upto = this.writer.written;
         const entriesUpto = this.entriesWritten;
-        const fds = [...this.dirty];
-        this.dirty.clear();
-        const dir = this.dirDirty;
-        this.dirDirty = false;
+        const { fds, dir } = this.writer.takeUnsynced();
         const firstLive = this.firstLiveSegment();
         const t0 = process.hrtime.bigint();
         try {
@@ -527,29 +442,10 @@ export class LogStorage implements LogReader {
         this.st.syncCallers += callers;
         if (entries > this.st.maxBatchEntries) this.st.maxBatchEntries = entries;
         this.onSync?.({ seconds: sec, bytes, entries, callers, files: fds.length + (dir ? 1 : 0) });
-        this.deleteSegmentsBefore(firstLive);
+        this.writer.deleteSegmentsBefore(firstLive);
       }
     } finally {
       this.syncing = false;
-    }
-  }
-
-  /** seq of the segment holding entry firstIndex (or the current segment when the log is empty) */
-  private firstLiveSegment(): number {
-    if (this.index.length > 0) return this.index.seg(this.base.index + 1);
-    return this.cur.seq;
-  }
-
-  private deleteSegmentsBefore(seq: number): void {
-    while (this.segments.length > 1 && this.segments[0].seq < seq) {
-      const s = this.segments.shift()!;
-      try {
-        fs.closeSync(s.fd);
-        fs.unlinkSync(s.file);
-        this.log.info({ segment: s.seq }, 'raft log segment deleted after compaction');
-      } catch (e) {
-        this.log.warn({ segment: s.seq, err: (e as Error).message }, 'could not delete compacted segment');
-      }
     }
   }
 
@@ -561,7 +457,7 @@ export class LogStorage implements LogReader {
   private readRange(i: number, hi: number, budget: number): Entry[] {
     const idx = this.index;
     const seq = idx.seg(i);
-    const seg = this.segments[seq - this.segments[0].seq];
+    const seg = this.writer.segment(seq);
     const start = idx.off(i);
     let end = start + RECORD_HEADER_BYTES + idx.len(i);
     const limit = Math.min(8 << 20, Math.max(budget, 0) + 64 * 1024);
@@ -576,7 +472,7 @@ export class LogStorage implements LogReader {
     }
     const buf = Buffer.allocUnsafe(end - start);
     try {
-      if (this.pendingBytes > 0) this.flush();
+      if (this.writer.pendingBytes > 0) this.writer.flush();
       let got = 0;
       while (got < buf.length) {
         const n = fs.readSync(seg.fd, buf, got, buf.length - got, start + got);
@@ -604,17 +500,6 @@ export class LogStorage implements LogReader {
 
   // ---------------------------------------------------------------- internals: open
 
-  private closeFds(): void {
-    for (const s of this.segments) {
-      try {
-        fs.closeSync(s.fd);
-      } catch {
-        /* closed */
-      }
-    }
-    this.segments = [];
-  }
-
   private async recover(): Promise<void> {
     const r = await recoverSegments({
       dir: this.dir,
@@ -622,13 +507,13 @@ export class LogStorage implements LogReader {
       log: this.log,
       st: this.st,
       index: this.index,
-      segments: this.segments,
+      segments: this.writer.segments,
     });
     this.base = r.base;
     this.hs = r.hardState;
-    if (this.segments.length === 0) this.createSegment(1);
+    if (this.writer.segments.length === 0) this.writer.createSegment(1);
     this.log.info(
-      { dir: this.dir, firstIndex: this.base.index + 1, lastIndex: this.base.index + this.index.length, segments: this.segments.length, hardState: this.hs },
+      { dir: this.dir, firstIndex: this.base.index + 1, lastIndex: this.base.index + this.index.length, segments: this.writer.segments.length, hardState: this.hs },
       'raft log opened',
     );
   }
@@ -642,13 +527,4 @@ export class LogStorage implements LogReader {
     this.log.warn({ snapshotIndex: s.meta.index, keep }, 'raft log: catching the log base up to the snapshot file');
     this.writeBase({ index: s.meta.index, term: s.meta.term, reset: !keep });
   }
-}
-
-/** the buffers after their first `n` bytes */
-function skipBytes(bufs: Uint8Array[], n: number): Uint8Array[] {
-  let k = 0;
-  while (k < bufs.length && n >= bufs[k].length) n -= bufs[k++].length;
-  const rest = bufs.slice(k);
-  if (rest.length > 0 && n > 0) rest[0] = rest[0].subarray(n);
-  return rest;
 }
