@@ -16,13 +16,15 @@
  *
  * The parts: log-storage-types.ts (errors, options, stats), log-dir-lock.ts (the LOCK file),
  * segment-recovery.ts (replay at open), segment-writer.ts (segment files, queued records, writev,
- * rolling) with segment-preallocator.ts, log-entry-cache.ts (read cache); on-disk format in
- * segment-format.ts, index in segment-index.ts, snapshot file in segment-snapshot-file.ts.
+ * rolling) with segment-preallocator.ts, group-commit.ts (fdatasync and sync() waiters),
+ * log-entry-cache.ts (read cache); on-disk format in segment-format.ts, index in segment-index.ts,
+ * snapshot file in segment-snapshot-file.ts.
  */
 import * as fs from 'node:fs';
+import { GroupCommit } from './group-commit';
 import { lockLogDir, unlockLogDir } from './log-dir-lock';
 import { LogEntryCache } from './log-entry-cache';
-import { LogStorageOptions, StorageFailedError, StorageIo, StorageLogger, StorageStats, SyncBatchInfo, noopLogger, noteFsync } from './log-storage-types';
+import { LogStorageOptions, StorageFailedError, StorageIo, StorageLogger, StorageStats, noopLogger } from './log-storage-types';
 import {
   BaseRecord,
   RECORD_HEADER_BYTES,
@@ -44,18 +46,10 @@ import { Entry, EntryType, HardState, LogReader, Snapshot } from './types';
 export { LogCorruptionError, StorageFailedError } from './log-storage-types';
 export type { LogStorageOptions, StorageIo, StorageLogger, StorageStats, SyncBatchInfo } from './log-storage-types';
 
-interface Waiter {
-  target: number;
-  resolve: () => void;
-  reject: (e: Error) => void;
-}
-
 export class LogStorage implements LogReader {
   private readonly dir: string;
   private readonly maxRecordBytes: number;
   private readonly log: StorageLogger;
-  private readonly onSync?: (b: SyncBatchInfo) => void;
-  private readonly io: StorageIo;
 
   private index = new SegmentIndex();
   private base = { index: 0, term: 0 };
@@ -64,12 +58,7 @@ export class LogStorage implements LogReader {
 
   private readonly cache: LogEntryCache;
   private readonly writer: SegmentWriter;
-
-  private synced = 0;
-  private entriesWritten = 0;
-  private entriesSynced = 0;
-  private syncing = false;
-  private waiters: Waiter[] = [];
+  private readonly commit: GroupCommit;
 
   private failure: StorageFailedError | undefined;
   private closed = false;
@@ -96,14 +85,12 @@ export class LogStorage implements LogReader {
     this.maxRecordBytes = o.maxRecordBytes ?? 64 * 1024 * 1024 + 1024;
     this.cache = new LogEntryCache(o.cacheBytes ?? 16 * 1024 * 1024);
     this.log = o.logger ?? noopLogger;
-    this.onSync = o.onSync;
     const io: StorageIo = {
       fdatasync: o.io?.fdatasync ?? fs.fdatasync,
       fdatasyncSync: o.io?.fdatasyncSync ?? fs.fdatasyncSync,
       fsyncDir: o.io?.fsyncDir ?? fsyncDir,
       writevSync: o.io?.writevSync ?? ((fd, bufs, pos) => fs.writevSync(fd, bufs, pos)),
     };
-    this.io = io;
     this.writer = new SegmentWriter({
       dir: o.dir,
       segmentBytes,
@@ -112,6 +99,11 @@ export class LogStorage implements LogReader {
       st: this.st,
       segmentHeader: (seq) => this.segmentHeader(seq),
       stopped: () => this.closed || this.failure !== undefined,
+    });
+    this.commit = new GroupCommit(this.writer, io, o.dir, this.st, o.onSync, {
+      failure: () => this.failure,
+      fail: (e, op) => this.fail(e, op),
+      firstLiveSegment: () => this.firstLiveSegment(),
     });
   }
 
@@ -245,7 +237,7 @@ export class LogStorage implements LogReader {
         const pos = this.writer.emit(rec.head, rec.data);
         this.index.push(e.index, e.term, pos.seq, pos.off, rec.length - RECORD_HEADER_BYTES);
         this.cache.put(e.index, e);
-        this.entriesWritten++;
+        this.commit.entriesWritten++;
       }
       this.writer.maybeFlush();
     } catch (e) {
@@ -318,12 +310,7 @@ export class LogStorage implements LogReader {
         return Promise.reject(this.fail(e, 'write'));
       }
     }
-    const target = this.writer.written;
-    if (target <= this.synced && !this.writer.hasUnsyncedFiles) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      this.waiters.push({ target, resolve, reject });
-      if (!this.syncing) void this.runSync();
-    });
+    return this.commit.wait();
   }
 
   async close(): Promise<void> {
@@ -335,7 +322,7 @@ export class LogStorage implements LogReader {
         /* failed: close anyway */
       }
     }
-    while (this.syncing) await new Promise((r) => setTimeout(r, 1));
+    while (this.commit.syncing) await new Promise((r) => setTimeout(r, 1));
     this.closed = true;
     if (this.writer.prealloc.running) await this.writer.prealloc.close();
     this.writer.closeAll();
@@ -355,7 +342,7 @@ export class LogStorage implements LogReader {
     this.failure = err;
     this.writer.prealloc.cancel();
     this.log.error({ err: (e as Error)?.message, op, dir: this.dir }, 'raft log storage failed; node must stop');
-    for (const w of this.waiters.splice(0)) w.reject(err);
+    this.commit.rejectAll(err);
     return err;
   }
 
@@ -393,60 +380,6 @@ export class LogStorage implements LogReader {
   private firstLiveSegment(): number {
     if (this.index.length > 0) return this.index.seg(this.base.index + 1);
     return this.writer.cur.seq;
-  }
-
-  private fdatasync(fd: number): Promise<void> {
-    return new Promise((res, rej) => this.io.fdatasync(fd, (err) => (err ? rej(err) : res())));
-  }
-
-  private async runSync(): Promise<void> {
-    this.syncing = true;
-    try {
-      while (this.waiters.length > 0 && !this.failure) {
-        try {
-          this.writer.flush();
-        } catch (e) {
-          this.fail(e, 'write');
-          return;
-        }
-        const upto = this.writer.written;
-        const entriesUpto = this.entriesWritten;
-        const { fds, dir } = this.writer.takeUnsynced();
-        const firstLive = this.firstLiveSegment();
-        const t0 = process.hrtime.bigint();
-        try {
-          for (const fd of fds) await this.fdatasync(fd);
-          if (dir) await this.io.fsyncDir(this.dir);
-        } catch (e) {
-          this.fail(e, 'fsync');
-          return;
-        }
-        if (this.failure) return;
-        const sec = Number(process.hrtime.bigint() - t0) / 1e9;
-        noteFsync(this.st, sec);
-        const bytes = upto - this.synced;
-        const entries = entriesUpto - this.entriesSynced;
-        this.synced = upto;
-        this.entriesSynced = entriesUpto;
-        let callers = 0;
-        const rest: Waiter[] = [];
-        for (const w of this.waiters) {
-          if (w.target <= upto) {
-            callers++;
-            w.resolve();
-          } else rest.push(w);
-        }
-        this.waiters = rest;
-        this.st.syncBatches++;
-        this.st.syncedEntries += entries;
-        this.st.syncCallers += callers;
-        if (entries > this.st.maxBatchEntries) this.st.maxBatchEntries = entries;
-        this.onSync?.({ seconds: sec, bytes, entries, callers, files: fds.length + (dir ? 1 : 0) });
-        this.writer.deleteSegmentsBefore(firstLive);
-      }
-    } finally {
-      this.syncing = false;
-    }
   }
 
   // ---------------------------------------------------------------- internals: reading

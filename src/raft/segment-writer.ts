@@ -2,8 +2,8 @@
  * The open segment files of the Raft log and the records queued for the newest one: records are
  * queued by emit() and written to the OS by flush() (one writev of all of them, no copy); a full
  * segment is closed (fdatasync'ed) and the next one created (from a preallocated file when one is
- * ready). Tracks which files and whether the directory need an fsync; the group commit does those
- * and deletes segments that compaction left behind.
+ * ready). Tracks which files and whether the directory need an fsync; the group commit
+ * (group-commit.ts) does those and deletes segments that compaction left behind.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
