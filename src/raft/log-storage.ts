@@ -13,169 +13,53 @@
  *  - After any I/O error the storage is failed: every later call throws StorageFailedError and no
  *    pending sync() resolves. Nothing is acknowledged that was not persisted.
  *  - Calls other than sync() are made one at a time (the driver serializes them).
+ *
+ * The parts: log-storage-types.ts (errors, options, stats), log-dir-lock.ts (the LOCK file),
+ * segment-recovery.ts (replay at open), segment-writer.ts (segment files, queued records, writev,
+ * rolling) with segment-preallocator.ts, group-commit.ts (fdatasync and sync() waiters),
+ * log-entry-cache.ts (read cache); on-disk format in segment-format.ts, index in segment-index.ts,
+ * snapshot file in segment-snapshot-file.ts.
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
+import { GroupCommit } from './group-commit';
+import { lockLogDir, unlockLogDir } from './log-dir-lock';
+import { LogEntryCache } from './log-entry-cache';
+import { LogStorageOptions, StorageFailedError, StorageIo, StorageLogger, StorageStats, noopLogger } from './log-storage-types';
 import {
   BaseRecord,
   RECORD_HEADER_BYTES,
   RecordType,
-  allZero,
-  anyValidRecordAfter,
-  decodeBase,
+  SegmentHeaderRecord,
   decodeEntryHead,
-  decodeHardState,
-  decodeSegmentHeader,
   encodeBaseRecord,
   encodeEntryRecord,
   encodeHardStateRecord,
-  encodeSegmentHeader,
-  lastNonZero,
   parseRecord,
   ENTRY_FIXED_BYTES,
 } from './segment-format';
 import { SegmentIndex } from './segment-index';
+import { recoverSegments } from './segment-recovery';
 import { fsyncDir, readSnapshotFile, writeSnapshotFile } from './segment-snapshot-file';
+import { SegmentWriter } from './segment-writer';
 import { Entry, EntryType, HardState, LogReader, Snapshot } from './types';
 
-export class StorageFailedError extends Error {
-  override name = 'StorageFailedError';
-  constructor(message: string, override readonly cause?: unknown) {
-    super(message);
-  }
-}
-
-/** The log on disk is damaged in a way that is not a torn tail: refuse to start. */
-export class LogCorruptionError extends Error {
-  override name = 'LogCorruptionError';
-}
-
-export interface StorageLogger {
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
-
-export interface SyncBatchInfo {
-  /** wall time of the fsync(s) of this batch */
-  seconds: number;
-  /** bytes written since the previous batch */
-  bytes: number;
-  /** entries appended since the previous batch */
-  entries: number;
-  /** sync() callers this batch resolved */
-  callers: number;
-  /** files fsynced (segments + directory) */
-  files: number;
-}
-
-/** The I/O calls that decide durability, replaceable for fault injection and crash simulation. */
-export interface StorageIo {
-  fdatasync(fd: number, cb: (err: NodeJS.ErrnoException | null) => void): void;
-  /** used when a segment is rolled */
-  fdatasyncSync(fd: number): void;
-  /** fsync of the log directory (a new segment's name) */
-  fsyncDir(dir: string): Promise<void>;
-  /** write the buffers back to back at `pos` (at most IOV_MAX of them); returns the bytes written */
-  writevSync(fd: number, bufs: Uint8Array[], pos: number): number;
-}
-
-/** the most buffers one writev takes (Linux IOV_MAX) */
-const IOV_MAX = 1024;
-
-export interface LogStorageOptions {
-  dir: string;
-  /** roll to a new segment when the current one reaches this size (default 64 MiB) */
-  segmentBytes?: number;
-  /** largest record payload accepted (default 64 MiB + 1 KiB) */
-  maxRecordBytes?: number;
-  /** bytes of entry data kept in the read cache (default 16 MiB) */
-  cacheBytes?: number;
-  logger?: StorageLogger;
-  onSync?: (b: SyncBatchInfo) => void;
-  /** fault injection for tests */
-  io?: Partial<StorageIo>;
-}
-
-interface Segment {
-  seq: number;
-  file: string;
-  fd: number;
-  size: number;
-}
-
-interface Waiter {
-  target: number;
-  resolve: () => void;
-  reject: (e: Error) => void;
-}
-
-export interface StorageStats {
-  syncBatches: number;
-  syncedEntries: number;
-  syncCallers: number;
-  maxBatchEntries: number;
-  fsyncSecondsTotal: number;
-  maxFsyncSeconds: number;
-  segments: number;
-  indexBytes: number;
-  cacheBytes: number;
-  cacheEntries: number;
-  /** bytes cut from a torn tail at open */
-  recoveredTornBytes: number;
-  /** rolls that renamed a preallocated (zero-filled, fdatasync'ed) file into the new segment */
-  preallocatedSegments: number;
-  /** a preallocated file for the next segment is ready */
-  nextSegmentReady: boolean;
-}
-
-/** The next segment, being zero-filled in the background (see prepareNext). */
-interface Prepared {
-  file: string;
-  fd: number;
-  ready: boolean;
-  cancelled: boolean;
-  done: Promise<void>;
-}
-
-const SEG_RE = /^(\d{16})\.seg$/;
-const segName = (seq: number) => `${String(seq).padStart(16, '0')}.seg`;
-const LOCK = 'LOCK';
-/** the next segment while it is being preallocated; does not match SEG_RE */
-const NEXT_TMP = 'next.tmp';
-
-const noopLogger: StorageLogger = { info() {}, warn() {}, error() {} };
+export { LogCorruptionError, StorageFailedError } from './log-storage-types';
+export type { LogStorageOptions, StorageIo, StorageLogger, StorageStats, SyncBatchInfo } from './log-storage-types';
 
 export class LogStorage implements LogReader {
   private readonly dir: string;
-  private readonly segmentBytes: number;
   private readonly maxRecordBytes: number;
-  private readonly cacheLimit: number;
   private readonly log: StorageLogger;
-  private readonly onSync?: (b: SyncBatchInfo) => void;
-  private readonly io: StorageIo;
 
-  private segments: Segment[] = [];
   private index = new SegmentIndex();
   private base = { index: 0, term: 0 };
   private hs: HardState = { term: 0, vote: 0, commit: 0 };
   private snap: Snapshot | undefined;
 
-  private cache = new Map<number, Entry>();
-  private cacheSize = 0;
+  private readonly cache: LogEntryCache;
+  private readonly writer: SegmentWriter;
+  private readonly commit: GroupCommit;
 
-  /** records (or their parts) not yet written to the OS, in order */
-  private pending: Uint8Array[] = [];
-  private pendingBytes = 0;
-
-  private written = 0;
-  private synced = 0;
-  private entriesWritten = 0;
-  private entriesSynced = 0;
-  private dirty = new Set<number>();
-  private dirDirty = false;
-  private syncing = false;
-  private waiters: Waiter[] = [];
   private failure: StorageFailedError | undefined;
   private closed = false;
 
@@ -195,23 +79,32 @@ export class LogStorage implements LogReader {
     nextSegmentReady: false,
   };
 
-  /** the next segment's preallocated file (at most one) and the segment it was started for */
-  private prep: Prepared | undefined;
-  private prepStartedFor = -1;
-
   private constructor(o: LogStorageOptions) {
     this.dir = o.dir;
-    this.segmentBytes = o.segmentBytes ?? 64 * 1024 * 1024;
+    const segmentBytes = o.segmentBytes ?? 64 * 1024 * 1024;
     this.maxRecordBytes = o.maxRecordBytes ?? 64 * 1024 * 1024 + 1024;
-    this.cacheLimit = o.cacheBytes ?? 16 * 1024 * 1024;
+    this.cache = new LogEntryCache(o.cacheBytes ?? 16 * 1024 * 1024);
     this.log = o.logger ?? noopLogger;
-    this.onSync = o.onSync;
-    this.io = {
+    const io: StorageIo = {
       fdatasync: o.io?.fdatasync ?? fs.fdatasync,
       fdatasyncSync: o.io?.fdatasyncSync ?? fs.fdatasyncSync,
       fsyncDir: o.io?.fsyncDir ?? fsyncDir,
       writevSync: o.io?.writevSync ?? ((fd, bufs, pos) => fs.writevSync(fd, bufs, pos)),
     };
+    this.writer = new SegmentWriter({
+      dir: o.dir,
+      segmentBytes,
+      io,
+      log: this.log,
+      st: this.st,
+      segmentHeader: (seq) => this.segmentHeader(seq),
+      stopped: () => this.closed || this.failure !== undefined,
+    });
+    this.commit = new GroupCommit(this.writer, io, o.dir, this.st, o.onSync, {
+      failure: () => this.failure,
+      fail: (e, op) => this.fail(e, op),
+      firstLiveSegment: () => this.firstLiveSegment(),
+    });
   }
 
   /** Open (or create) the storage in `dir`: verify the snapshot, replay the segments, cut a torn tail.
@@ -219,16 +112,16 @@ export class LogStorage implements LogReader {
   static async open(o: LogStorageOptions): Promise<LogStorage> {
     const s = new LogStorage(o);
     await fs.promises.mkdir(o.dir, { recursive: true, mode: 0o700 });
-    s.lock();
+    lockLogDir(o.dir);
     try {
       s.snap = readSnapshotFile(o.dir);
-      await s.replay();
+      await s.recover();
       s.reconcileSnapshot();
-      s.flush();
+      s.writer.flush();
       await s.sync();
     } catch (e) {
-      s.closeFds();
-      s.unlock();
+      s.writer.closeAll();
+      unlockLogDir(o.dir);
       throw e;
     }
     return s;
@@ -263,11 +156,8 @@ export class LogStorage implements LogReader {
     while (i < hi) {
       const c = this.cache.get(i);
       let batch: Entry[];
-      if (c) {
-        this.cache.delete(i);
-        this.cache.set(i, c);
-        batch = [c];
-      } else batch = this.readRange(i, hi, maxBytes - size);
+      if (c) batch = [c];
+      else batch = this.readRange(i, hi, maxBytes - size);
       for (const e of batch) {
         size += e.data.length + 16;
         if (out.length > 0 && size > maxBytes) return out;
@@ -297,11 +187,11 @@ export class LogStorage implements LogReader {
   stats(): StorageStats {
     return {
       ...this.st,
-      segments: this.segments.length,
+      segments: this.writer.segments.length,
       indexBytes: this.index.memoryBytes(),
-      cacheBytes: this.cacheSize,
-      cacheEntries: this.cache.size,
-      nextSegmentReady: this.prep?.ready === true,
+      cacheBytes: this.cache.bytes,
+      cacheEntries: this.cache.entries,
+      nextSegmentReady: this.writer.prealloc.ready,
     };
   }
 
@@ -337,19 +227,19 @@ export class LogStorage implements LogReader {
     if (from <= last) {
       if (from <= this.hs.commit) throw new RangeError(`append: would overwrite committed entry ${from} (commit ${this.hs.commit})`);
       this.index.truncateFrom(from);
-      for (let i = from; i <= last; i++) this.uncache(i);
+      for (let i = from; i <= last; i++) this.cache.delete(i);
     }
     try {
       for (let k = skip; k < entries.length; k++) {
         const e = entries[k];
         const prevTerm = this.term(e.index - 1)!;
         const rec = encodeEntryRecord(e.index, e.term, prevTerm, e.type, e.data);
-        const pos = this.emit(rec.head, rec.data);
+        const pos = this.writer.emit(rec.head, rec.data);
         this.index.push(e.index, e.term, pos.seq, pos.off, rec.length - RECORD_HEADER_BYTES);
-        this.cachePut(e.index, e);
-        this.entriesWritten++;
+        this.cache.put(e.index, e);
+        this.commit.entriesWritten++;
       }
-      this.maybeFlush();
+      this.writer.maybeFlush();
     } catch (e) {
       throw this.fail(e, 'append');
     }
@@ -362,8 +252,8 @@ export class LogStorage implements LogReader {
     if (hs.term < this.hs.term) throw new RangeError(`setHardState: term goes back ${this.hs.term} -> ${hs.term}`);
     for (const v of [hs.term, hs.vote, hs.commit]) if (!Number.isSafeInteger(v) || v < 0) throw new RangeError('setHardState: bad value');
     try {
-      this.emit(encodeHardStateRecord(hs));
-      this.maybeFlush();
+      this.writer.emit(encodeHardStateRecord(hs));
+      this.writer.maybeFlush();
     } catch (e) {
       throw this.fail(e, 'setHardState');
     }
@@ -413,19 +303,14 @@ export class LogStorage implements LogReader {
   sync(): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.closed) return Promise.reject(new StorageFailedError('storage closed'));
-    if (this.pendingBytes > 0) {
+    if (this.writer.pendingBytes > 0) {
       try {
-        this.flush();
+        this.writer.flush();
       } catch (e) {
         return Promise.reject(this.fail(e, 'write'));
       }
     }
-    const target = this.written;
-    if (target <= this.synced && !this.dirDirty && this.dirty.size === 0) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      this.waiters.push({ target, resolve, reject });
-      if (!this.syncing) void this.runSync();
-    });
+    return this.commit.wait();
   }
 
   async close(): Promise<void> {
@@ -437,17 +322,11 @@ export class LogStorage implements LogReader {
         /* failed: close anyway */
       }
     }
-    while (this.syncing) await new Promise((r) => setTimeout(r, 1));
+    while (this.commit.syncing) await new Promise((r) => setTimeout(r, 1));
     this.closed = true;
-    const p = this.prep;
-    if (p) {
-      this.prep = undefined;
-      p.cancelled = true;
-      await p.done;
-      this.discardPrepared(p);
-    }
-    this.closeFds();
-    this.unlock();
+    if (this.writer.prealloc.running) await this.writer.prealloc.close();
+    this.writer.closeAll();
+    unlockLogDir(this.dir);
   }
 
   // ---------------------------------------------------------------- internals: writing
@@ -461,266 +340,46 @@ export class LogStorage implements LogReader {
     if (this.failure) return this.failure;
     const err = new StorageFailedError(`raft log storage failed in ${op}: ${(e as Error)?.message ?? e}`, e);
     this.failure = err;
-    if (this.prep) this.prep.cancelled = true;
+    this.writer.prealloc.cancel();
     this.log.error({ err: (e as Error)?.message, op, dir: this.dir }, 'raft log storage failed; node must stop');
-    for (const w of this.waiters.splice(0)) w.reject(err);
+    this.commit.rejectAll(err);
     return err;
   }
 
   private writeBase(r: BaseRecord): void {
     try {
-      this.emit(encodeBaseRecord(r));
-      this.maybeFlush();
+      this.writer.emit(encodeBaseRecord(r));
+      this.writer.maybeFlush();
     } catch (e) {
       throw this.fail(e, 'base');
     }
     if (r.reset || r.index >= this.base.index + this.index.length) {
       this.index.reset(r.index + 1);
       this.cache.clear();
-      this.cacheSize = 0;
     } else {
-      for (let i = this.base.index + 1; i <= r.index; i++) this.uncache(i);
+      for (let i = this.base.index + 1; i <= r.index; i++) this.cache.delete(i);
       this.index.dropThrough(r.index);
     }
     this.base = { index: r.index, term: r.term };
   }
 
-  private get cur(): Segment {
-    return this.segments[this.segments.length - 1];
-  }
-
-  /** Queue a record (given whole, or as a head and a body written after it) for the current segment
-   * (rolling first if it is full); returns its position. */
-  private emit(rec: Buffer, body?: Uint8Array): { seq: number; off: number } {
-    const length = rec.length + (body?.length ?? 0);
-    let cur = this.cur;
-    if (cur.size + this.pendingBytes + length > this.segmentBytes && cur.size + this.pendingBytes > 0) {
-      this.roll();
-      cur = this.cur;
-    }
-    const off = cur.size + this.pendingBytes;
-    this.pending.push(rec);
-    if (body && body.length > 0) this.pending.push(body);
-    this.pendingBytes += length;
-    return { seq: cur.seq, off };
-  }
-
-  /** Records are written to the OS in one write per sync() (or per MiB), not one per call. */
-  private maybeFlush(): void {
-    if (this.pendingBytes >= 1 << 20) this.flush();
-  }
-
-  private flush(): void {
-    if (this.pendingBytes === 0) return;
-    const cur = this.cur;
-    const bufs = this.pending;
-    this.pending = [];
-    const n = this.pendingBytes;
-    this.pendingBytes = 0;
-    // one writev of the records' parts as they are (no copy into one buffer), IOV_MAX at a time; a
-    // short write goes on from where it stopped
-    let pos = cur.size;
-    for (let i = 0; i < bufs.length; ) {
-      let group = bufs.slice(i, i + IOV_MAX);
-      i += group.length;
-      let want = 0;
-      for (const b of group) want += b.length;
-      while (want > 0) {
-        const w = this.io.writevSync(cur.fd, group, pos);
-        if (w <= 0) throw new Error(`writev wrote ${w} bytes`);
-        pos += w;
-        want -= w;
-        if (want > 0) group = skipBytes(group, w);
-      }
-    }
-    cur.size += n;
-    this.written += n;
-    this.dirty.add(cur.fd);
-    if (cur.size >= this.segmentBytes / 2 && this.prepStartedFor !== cur.seq) this.prepareNext();
-  }
-
-  /** Close the current segment (fsynced now, so a later segment never survives a crash that an
-   * earlier one's tail did not) and start the next. */
-  private roll(): void {
-    this.flush();
-    const old = this.cur;
-    // a preallocated segment is cut where its records end: only the newest segment has a zero tail
-    // (replay accepts zeros as the end of the log there and nowhere else). The fdatasync below makes
-    // the new length durable before the next segment's name exists.
-    if (fs.fstatSync(old.fd).size > old.size) fs.ftruncateSync(old.fd, old.size);
-    const t0 = process.hrtime.bigint();
-    this.io.fdatasyncSync(old.fd);
-    this.noteFsync(Number(process.hrtime.bigint() - t0) / 1e9);
-    this.dirty.delete(old.fd);
-    this.createSegment(old.seq + 1);
-  }
-
-  private createSegment(seq: number): void {
-    const file = path.join(this.dir, segName(seq));
-    const fd = this.takePrepared(file) ?? fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
+  /** the header record of a new segment: the log's state now */
+  private segmentHeader(seq: number): SegmentHeaderRecord {
     const last = this.base.index + this.index.length;
-    const seg: Segment = { seq, file, fd, size: 0 };
-    this.segments.push(seg);
-    this.dirDirty = true;
-    this.emit(
-      encodeSegmentHeader({
-        seq,
-        lastIndex: last,
-        lastTerm: this.term(last)!,
-        baseIndex: this.base.index,
-        baseTerm: this.base.term,
-        hardState: this.hs,
-      }),
-    );
-    this.flush();
-  }
-
-  /** Start zero-filling the next segment's file in the background (once per current segment, when it
-   * is half full): written in 1 MiB chunks by the thread pool, fdatasync'ed every 8 MiB and at the
-   * end, so that its size and block allocation are on disk before it becomes a segment. Appends to
-   * it then overwrite allocated blocks, and their fdatasync has only data to flush, no journal
-   * commit of a new file size. Best effort: on any error the roll creates an empty file as before. */
-  private prepareNext(): void {
-    this.prepStartedFor = this.cur.seq;
-    if (this.prep || this.closed || this.failure) return;
-    const p: Prepared = { file: path.join(this.dir, NEXT_TMP), fd: -1, ready: false, cancelled: false, done: Promise.resolve() };
-    this.prep = p;
-    const total = this.segmentBytes;
-    p.done = (async () => {
-      try {
-        fs.rmSync(p.file, { force: true });
-        p.fd = fs.openSync(p.file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
-        const zeros = Buffer.alloc(Math.min(1 << 20, total));
-        let off = 0;
-        let unsynced = 0;
-        while (off < total && !p.cancelled) {
-          const n = await writeAsync(p.fd, zeros, 0, Math.min(zeros.length, total - off), off);
-          off += n;
-          unsynced += n;
-          if (unsynced >= 8 << 20 || off >= total) {
-            await fdatasyncAsync(p.fd);
-            unsynced = 0;
-          }
-        }
-        if (!p.cancelled) p.ready = true;
-      } catch (e) {
-        this.log.warn({ err: (e as Error).message }, 'raft log: could not preallocate the next segment; it will be created empty');
-        p.cancelled = true;
-      }
-      if (p.cancelled) {
-        if (this.prep === p) this.prep = undefined;
-        this.discardPrepared(p);
-      }
-    })();
-  }
-
-  /** The prepared file renamed to `file` (the caller fsyncs the directory), or undefined if none is ready. */
-  private takePrepared(file: string): number | undefined {
-    const p = this.prep;
-    if (!p || !p.ready) return undefined;
-    this.prep = undefined;
-    try {
-      if (fs.existsSync(file)) throw new Error(`${file} exists`);
-      fs.renameSync(p.file, file);
-    } catch (e) {
-      this.log.warn({ err: (e as Error).message }, 'raft log: preallocated segment not used');
-      this.discardPrepared(p);
-      return undefined;
-    }
-    this.st.preallocatedSegments++;
-    return p.fd;
-  }
-
-  private discardPrepared(p: Prepared): void {
-    if (p.fd < 0) return;
-    try {
-      fs.closeSync(p.fd);
-      fs.unlinkSync(p.file);
-    } catch {
-      /* gone; a leftover is removed at the next open */
-    }
-    p.fd = -1;
-  }
-
-  private noteFsync(sec: number): void {
-    this.st.fsyncSecondsTotal += sec;
-    if (sec > this.st.maxFsyncSeconds) this.st.maxFsyncSeconds = sec;
-  }
-
-  private fdatasync(fd: number): Promise<void> {
-    return new Promise((res, rej) => this.io.fdatasync(fd, (err) => (err ? rej(err) : res())));
-  }
-
-  private async runSync(): Promise<void> {
-    this.syncing = true;
-    try {
-      while (this.waiters.length > 0 && !this.failure) {
-        try {
-          this.flush();
-        } catch (e) {
-          this.fail(e, 'write');
-          return;
-        }
-        const upto = this.written;
-        const entriesUpto = this.entriesWritten;
-        const fds = [...this.dirty];
-        this.dirty.clear();
-        const dir = this.dirDirty;
-        this.dirDirty = false;
-        const firstLive = this.firstLiveSegment();
-        const t0 = process.hrtime.bigint();
-        try {
-          for (const fd of fds) await this.fdatasync(fd);
-          if (dir) await this.io.fsyncDir(this.dir);
-        } catch (e) {
-          this.fail(e, 'fsync');
-          return;
-        }
-        if (this.failure) return;
-        const sec = Number(process.hrtime.bigint() - t0) / 1e9;
-        this.noteFsync(sec);
-        const bytes = upto - this.synced;
-        const entries = entriesUpto - this.entriesSynced;
-        this.synced = upto;
-        this.entriesSynced = entriesUpto;
-        let callers = 0;
-        const rest: Waiter[] = [];
-        for (const w of this.waiters) {
-          if (w.target <= upto) {
-            callers++;
-            w.resolve();
-          } else rest.push(w);
-        }
-        this.waiters = rest;
-        this.st.syncBatches++;
-        this.st.syncedEntries += entries;
-        this.st.syncCallers += callers;
-        if (entries > this.st.maxBatchEntries) this.st.maxBatchEntries = entries;
-        this.onSync?.({ seconds: sec, bytes, entries, callers, files: fds.length + (dir ? 1 : 0) });
-        this.deleteSegmentsBefore(firstLive);
-      }
-    } finally {
-      this.syncing = false;
-    }
+    return {
+      seq,
+      lastIndex: last,
+      lastTerm: this.term(last)!,
+      baseIndex: this.base.index,
+      baseTerm: this.base.term,
+      hardState: this.hs,
+    };
   }
 
   /** seq of the segment holding entry firstIndex (or the current segment when the log is empty) */
   private firstLiveSegment(): number {
     if (this.index.length > 0) return this.index.seg(this.base.index + 1);
-    return this.cur.seq;
-  }
-
-  private deleteSegmentsBefore(seq: number): void {
-    while (this.segments.length > 1 && this.segments[0].seq < seq) {
-      const s = this.segments.shift()!;
-      try {
-        fs.closeSync(s.fd);
-        fs.unlinkSync(s.file);
-        this.log.info({ segment: s.seq }, 'raft log segment deleted after compaction');
-      } catch (e) {
-        this.log.warn({ segment: s.seq, err: (e as Error).message }, 'could not delete compacted segment');
-      }
-    }
+    return this.writer.cur.seq;
   }
 
   // ---------------------------------------------------------------- internals: reading
@@ -731,7 +390,7 @@ export class LogStorage implements LogReader {
   private readRange(i: number, hi: number, budget: number): Entry[] {
     const idx = this.index;
     const seq = idx.seg(i);
-    const seg = this.segments[seq - this.segments[0].seq];
+    const seg = this.writer.segment(seq);
     const start = idx.off(i);
     let end = start + RECORD_HEADER_BYTES + idx.len(i);
     const limit = Math.min(8 << 20, Math.max(budget, 0) + 64 * 1024);
@@ -746,7 +405,7 @@ export class LogStorage implements LogReader {
     }
     const buf = Buffer.allocUnsafe(end - start);
     try {
-      if (this.pendingBytes > 0) this.flush();
+      if (this.writer.pendingBytes > 0) this.writer.flush();
       let got = 0;
       while (got < buf.length) {
         const n = fs.readSync(seg.fd, buf, got, buf.length - got, start + got);
@@ -766,235 +425,28 @@ export class LogStorage implements LogReader {
       if (h.index !== k || h.term !== idx.term(k)) throw this.fail(new Error(`entry ${k} mismatch on disk`), 'read');
       const view = buf.subarray(r.payloadStart + ENTRY_FIXED_BYTES, r.payloadEnd);
       const e: Entry = { index: k, term: h.term, type: h.type, data: single ? view : new Uint8Array(view) };
-      this.cachePut(k, e);
+      this.cache.put(k, e);
       out.push(e);
     }
     return out;
   }
 
-  private cachePut(i: number, e: Entry): void {
-    if (e.data.length > this.cacheLimit / 4) return;
-    this.uncache(i);
-    this.cache.set(i, e);
-    this.cacheSize += e.data.length + 64;
-    while (this.cacheSize > this.cacheLimit) {
-      const k = this.cache.keys().next().value as number;
-      this.uncache(k);
-    }
-  }
-
-  private uncache(i: number): void {
-    const e = this.cache.get(i);
-    if (e) {
-      this.cache.delete(i);
-      this.cacheSize -= e.data.length + 64;
-    }
-  }
-
   // ---------------------------------------------------------------- internals: open
 
-  /** LOCK holds "pid bootId": a lock left by a process that died, or by a previous boot (its pid may
-   * now belong to an unrelated process), is stale and taken over. */
-  private lock(): void {
-    const f = path.join(this.dir, LOCK);
-    try {
-      const [pidText, boot] = fs.readFileSync(f, 'utf8').trim().split(/\s+/);
-      const pid = Number(pidText);
-      const sameBoot = boot === undefined || boot === bootId();
-      if (pid === process.pid && sameBoot) throw new Error(`raft log ${this.dir} is already open in this process`);
-      if (pid && sameBoot && pidAlive(pid)) throw new Error(`raft log ${this.dir} is in use by process ${pid}`);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    }
-    fs.writeFileSync(f, `${process.pid} ${bootId()}\n`, { mode: 0o600 });
-  }
-
-  private unlock(): void {
-    try {
-      if (Number(fs.readFileSync(path.join(this.dir, LOCK), 'utf8').trim().split(/\s+/)[0]) === process.pid) fs.unlinkSync(path.join(this.dir, LOCK));
-    } catch {
-      /* already gone */
-    }
-  }
-
-  private closeFds(): void {
-    for (const s of this.segments) {
-      try {
-        fs.closeSync(s.fd);
-      } catch {
-        /* closed */
-      }
-    }
-    this.segments = [];
-  }
-
-  private corrupt(msg: string): never {
-    throw new LogCorruptionError(`raft log ${this.dir}: ${msg}`);
-  }
-
-  private async replay(): Promise<void> {
-    // a next segment that was being preallocated when the process stopped: never part of the log
-    if (fs.existsSync(path.join(this.dir, NEXT_TMP))) {
-      fs.rmSync(path.join(this.dir, NEXT_TMP), { force: true });
-      this.log.info({ file: NEXT_TMP }, 'raft log: leftover preallocation file removed');
-    }
-    const seqs = fs
-      .readdirSync(this.dir)
-      .map((n) => SEG_RE.exec(n))
-      .filter((m): m is RegExpExecArray => m !== null)
-      .map((m) => Number(m[1]))
-      .sort((a, b) => a - b);
-    for (let k = 1; k < seqs.length; k++) if (seqs[k] !== seqs[k - 1] + 1) this.corrupt(`segment ${seqs[k - 1] + 1} missing`);
-
-    // replay state: realBase from headers/base records; entries start after virtualBase
-    let realBase = { index: 0, term: 0 };
-    let vBase = { index: 0, term: 0 };
-    const idx = this.index;
-    const termOf = (i: number): number | undefined => (i === vBase.index ? vBase.term : idx.has(i) ? idx.term(i) : undefined);
-    let firstSeg = true;
-    let reopenPrev = false;
-
-    for (let k = 0; k < seqs.length; k++) {
-      const seq = seqs[k];
-      const isLast = k === seqs.length - 1;
-      const file = path.join(this.dir, segName(seq));
-      const buf = fs.readFileSync(file);
-      let off = 0;
-      let records = 0;
-      let zeroTail = false;
-      while (off < buf.length) {
-        const r = parseRecord(buf, off, buf.length, this.maxRecordBytes);
-        if (!r.ok) {
-          if (isLast && allZero(buf, off, buf.length)) {
-            // preallocated space never written (or never reached the disk): the end of the log.
-            // Nothing to cut: appends go on overwriting the zeros.
-            zeroTail = true;
-            break;
-          }
-          if (!isLast) this.corrupt(`segment ${seq} damaged at offset ${off} (${r.reason}) and later segments exist`);
-          const later = anyValidRecordAfter(buf, off + 1, buf.length, this.maxRecordBytes);
-          if (later >= 0)
-            this.corrupt(
-              `segment ${seq} damaged at offset ${off} (${r.reason}) with valid records after it (offset ${later}); ` +
-                'not cut automatically: the damage may cover acknowledged entries. Restore this node from its peers ' +
-                '(move the raft directory away and re-add the node) or, if only never-synced data can be affected, truncate the segment at that offset',
-            );
-          const torn = lastNonZero(buf, off, buf.length) + 1 - off; // zeros after it: preallocated space
-          this.log.warn({ segment: seq, offset: off, cutBytes: torn, fileBytes: buf.length - off, reason: r.reason }, 'raft log: torn tail truncated');
-          this.st.recoveredTornBytes += torn;
-          break;
-        }
-        const at = off;
-        try {
-          if (records === 0 && r.type !== RecordType.SegmentHeader) this.corrupt(`segment ${seq} does not start with a header`);
-          switch (r.type) {
-            case RecordType.SegmentHeader: {
-              if (records !== 0) this.corrupt(`segment ${seq}: second header at ${at}`);
-              const h = decodeSegmentHeader(buf, r.payloadStart, r.payloadEnd);
-              if (h.seq !== seq) this.corrupt(`segment ${seq} header says ${h.seq}`);
-              if (firstSeg) {
-                realBase = { index: h.baseIndex, term: h.baseTerm };
-                vBase = { index: h.lastIndex, term: h.lastTerm };
-                idx.reset(h.lastIndex + 1);
-              } else {
-                const last = vBase.index + idx.length;
-                if (h.lastIndex > last) this.corrupt(`segment ${seq} starts after index ${h.lastIndex} but the log before it ends at ${last}`);
-                if (h.baseIndex !== realBase.index || h.baseTerm !== realBase.term) this.corrupt(`segment ${seq} header base ${h.baseIndex} != replayed base ${realBase.index}`);
-                if (h.lastIndex >= vBase.index) {
-                  if (termOf(h.lastIndex) !== h.lastTerm) this.corrupt(`segment ${seq} header term mismatch at ${h.lastIndex}`);
-                  idx.truncateFrom(h.lastIndex + 1);
-                } else {
-                  vBase = { index: h.lastIndex, term: h.lastTerm };
-                  idx.reset(h.lastIndex + 1);
-                }
-              }
-              this.hs = h.hardState;
-              this.segments.push({ seq, file, fd: -1, size: 0 });
-              firstSeg = false;
-              break;
-            }
-            case RecordType.Entry: {
-              const e = decodeEntryHead(buf, r.payloadStart, r.payloadEnd);
-              const last = vBase.index + idx.length;
-              if (e.index <= realBase.index) this.corrupt(`entry ${e.index} at or below the compaction base ${realBase.index}`);
-              if (e.index > last + 1) this.corrupt(`entry ${e.index} leaves a gap after ${last}`);
-              if (e.index <= vBase.index) {
-                vBase = { index: e.index - 1, term: e.prevTerm };
-                idx.reset(e.index);
-              } else {
-                if (termOf(e.index - 1) !== e.prevTerm) this.corrupt(`entry ${e.index} does not follow the term of entry ${e.index - 1}`);
-                idx.truncateFrom(e.index);
-              }
-              idx.push(e.index, e.term, seq, at, r.payloadEnd - r.payloadStart);
-              break;
-            }
-            case RecordType.HardState:
-              this.hs = decodeHardState(buf, r.payloadStart, r.payloadEnd);
-              break;
-            case RecordType.Base: {
-              const b = decodeBase(buf, r.payloadStart, r.payloadEnd);
-              const last = vBase.index + idx.length;
-              if (b.reset) {
-                realBase = vBase = { index: b.index, term: b.term };
-                idx.reset(b.index + 1);
-              } else if (b.index > realBase.index) {
-                realBase = { index: b.index, term: b.term };
-                if (b.index >= last) {
-                  vBase = { index: b.index, term: b.term };
-                  idx.reset(b.index + 1);
-                } else if (b.index >= vBase.index) {
-                  const t = termOf(b.index);
-                  if (t !== b.term) this.corrupt(`compaction record term mismatch at ${b.index}`);
-                  idx.dropThrough(b.index);
-                  vBase = { index: b.index, term: b.term };
-                }
-              }
-              break;
-            }
-          }
-        } catch (e) {
-          if (e instanceof LogCorruptionError) throw e;
-          this.corrupt(`segment ${seq} record at ${at}: ${(e as Error).message}`);
-        }
-        records++;
-        off = r.next;
-      }
-      if (!isLast && records === 0) this.corrupt(`segment ${seq} is empty and later segments exist`);
-      if (isLast) {
-        if (records === 0) {
-          // the newest segment's header never reached the disk: it held nothing acknowledged
-          this.log.warn({ segment: seq }, 'raft log: empty newest segment removed');
-          fs.unlinkSync(file);
-          reopenPrev = true;
-        } else {
-          const fd = fs.openSync(file, 'r+');
-          if (off < buf.length && !zeroTail) {
-            fs.ftruncateSync(fd, off);
-            fs.fsyncSync(fd);
-          }
-          const s = this.cur;
-          s.fd = fd;
-          s.size = off;
-        }
-      } else {
-        const s = this.cur;
-        s.fd = fs.openSync(file, 'r');
-        s.size = buf.length;
-      }
-    }
-    if (vBase.index > realBase.index) this.corrupt(`entries ${realBase.index + 1}..${vBase.index} are missing (segment lost?)`);
-    if (vBase.index < realBase.index) idx.dropThrough(realBase.index);
-    this.base = realBase;
-    if (this.segments.length === 0) {
-      this.createSegment(1);
-    } else if (reopenPrev) {
-      // the newest segment was removed: reopen its predecessor for appending
-      const s = this.cur;
-      fs.closeSync(s.fd);
-      s.fd = fs.openSync(s.file, 'r+');
-    }
+  private async recover(): Promise<void> {
+    const r = await recoverSegments({
+      dir: this.dir,
+      maxRecordBytes: this.maxRecordBytes,
+      log: this.log,
+      st: this.st,
+      index: this.index,
+      segments: this.writer.segments,
+    });
+    this.base = r.base;
+    this.hs = r.hardState;
+    if (this.writer.segments.length === 0) this.writer.createSegment(1);
     this.log.info(
-      { dir: this.dir, firstIndex: this.base.index + 1, lastIndex: this.base.index + idx.length, segments: this.segments.length, hardState: this.hs },
+      { dir: this.dir, firstIndex: this.base.index + 1, lastIndex: this.base.index + this.index.length, segments: this.writer.segments.length, hardState: this.hs },
       'raft log opened',
     );
   }
@@ -1008,42 +460,4 @@ export class LogStorage implements LogReader {
     this.log.warn({ snapshotIndex: s.meta.index, keep }, 'raft log: catching the log base up to the snapshot file');
     this.writeBase({ index: s.meta.index, term: s.meta.term, reset: !keep });
   }
-}
-
-let cachedBootId: string | undefined;
-function bootId(): string {
-  if (cachedBootId === undefined) {
-    try {
-      cachedBootId = fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-    } catch {
-      cachedBootId = 'unknown';
-    }
-  }
-  return cachedBootId;
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-function writeAsync(fd: number, b: Buffer, off: number, len: number, pos: number): Promise<number> {
-  return new Promise((res, rej) => fs.write(fd, b, off, len, pos, (e, n) => (e ? rej(e) : res(n))));
-}
-
-/** the buffers after their first `n` bytes */
-function skipBytes(bufs: Uint8Array[], n: number): Uint8Array[] {
-  let k = 0;
-  while (k < bufs.length && n >= bufs[k].length) n -= bufs[k++].length;
-  const rest = bufs.slice(k);
-  if (rest.length > 0 && n > 0) rest[0] = rest[0].subarray(n);
-  return rest;
-}
-
-function fdatasyncAsync(fd: number): Promise<void> {
-  return new Promise((res, rej) => fs.fdatasync(fd, (e) => (e ? rej(e) : res())));
 }
