@@ -84,6 +84,9 @@ export class RaftNode {
   /** when each follower was last seen active (leader; for laggingFollowerFloor) */
   private readonly followerSeenMs = new Map<NodeId, number>();
   private readonly followerHoldMs: number;
+  /** leader: followers that were sent (or restored) a snapshot and are replaying the log after it,
+   * with their match and when it last advanced (laggingFollowerFloor) */
+  private readonly afterSnapshot = new Map<NodeId, { match: number; progressMs: number }>();
   private snapshotting = false;
   private lastTerm = 0;
   /** term of the hard state known to be on disk */
@@ -423,21 +426,8 @@ export class RaftNode {
         late.push(m);
       }
     }
-    // 1a. committed entries this node already has on disk (every Ready before this one was synced
-    //     before advance) are applied now, before this Ready's own fsync: a proposal answered at
-    //     commit must not also wait for the sync of the entries proposed after it (under load the
-    //     next batch is always there, and every answer cost two fsyncs). Entries committed that
-    //     arrive in this very Ready (a follower's) wait for the sync below, so the store never
-    //     applies, and checkpoints, past the end of this node's durable log. Not with a snapshot:
-    //     it replaces the state machine first.
-    let committed = rd.committed;
-    if (!rd.snapshot && committed.length > 0) {
-      const firstNew = rd.entries.length > 0 ? rd.entries[0]!.index : Infinity;
-      let k = 0;
-      while (k < committed.length && committed[k]!.index < firstNew) this.applyEntry(committed[k++]!);
-      committed = k === 0 ? committed : committed.slice(k);
-    }
-    // 1b. persist: snapshot file (durable on return), then entries, then the hard state, one fsync
+    // 1. persist: snapshot file (durable on return), then entries, then the hard state, one fsync
+    //    (started here: the write to the OS happens now, the fdatasync runs in the thread pool)
     if (rd.snapshot) {
       await st.applySnapshot(rd.snapshot);
       this.metrics.snapshots.inc({ kind: 'installed' });
@@ -448,18 +438,33 @@ export class RaftNode {
     // to disk with the next sync
     const voteOrTerm = rd.hardState !== undefined && (rd.hardState.term !== this.syncedHard.term || rd.hardState.vote !== this.syncedHard.vote);
     if (rd.hardState) st.setHardState(rd.hardState);
-    if (rd.snapshot || rd.entries.length > 0 || voteOrTerm) {
-      await st.sync();
+    const synced = rd.snapshot || rd.entries.length > 0 || voteOrTerm ? st.sync() : undefined;
+    synced?.catch(() => undefined); // (awaited below; an apply that throws first must not leave it unhandled)
+    // 2. while that fsync runs: committed entries this node already had on disk (every Ready before
+    //    this one was synced before advance) are applied, so a proposal answered at commit does not
+    //    also wait for the sync of the entries proposed after it (under load the next batch is always
+    //    there: every answer cost two fsyncs). Entries committed in this very Ready (a follower's)
+    //    wait for its sync, so the store never applies, and checkpoints, past this node's durable
+    //    log. Not with a snapshot: it replaces the state machine first.
+    let committed = rd.committed;
+    if (!rd.snapshot && committed.length > 0) {
+      const firstNew = rd.entries.length > 0 ? rd.entries[0]!.index : Infinity;
+      let k = 0;
+      while (k < committed.length && committed[k]!.index < firstNew) this.applyEntry(committed[k++]!);
+      committed = k === 0 ? committed : committed.slice(k);
+    }
+    if (synced) {
+      await synced;
       if (rd.hardState) this.syncedHard = { term: rd.hardState.term, vote: rd.hardState.vote };
     }
     this.durableTerm = this.syncedHard.term;
     if (this.stopped) return;
-    // 2. send
+    // 3. send
     for (const m of late) {
       if (m.to === this.id) this.core.step(m);
       else this.transport.send(m);
     }
-    // 3. apply
+    // 4. apply the rest
     if (rd.snapshot) {
       const s: Snapshot = rd.snapshot;
       // the state machine is replaced: applies still running must finish first
@@ -630,9 +635,11 @@ export class RaftNode {
   /**
    * A leader keeps the entries its live followers still need (up to a bound): a follower catching
    * up from a snapshot that took a while must find the log after that snapshot's index, or it would
-   * need another snapshot — and under steady writes might never catch up. A follower that stopped
-   * answering for followerHoldMs, or (not restoring a snapshot) lags more than 10 snapshot
-   * intervals, does not hold the log back.
+   * need another snapshot — and under steady writes might never catch up; so must a follower whose
+   * restore just ended, replaying the log after the snapshot. A follower that stopped answering
+   * for followerHoldMs, or lags more than 10 snapshot intervals while neither restoring a snapshot
+   * nor replaying the log after one (its match advancing within followerHoldMs), does not hold
+   * the log back.
    */
   private laggingFollowerFloor(index: number): number {
     if (this.followerHoldMs <= 0) return index;
@@ -652,8 +659,28 @@ export class RaftNode {
       // machine was replaced), needs the log from the snapshot's index on, however many entries were
       // written meanwhile (held while it is heard from: it answers heartbeats while it restores);
       // any other follower only within `bound`
-      if (p.state === 'snapshot' || p.restoring) floor = Math.min(floor, Math.max(p.match, p.pendingSnapshot));
-      else floor = Math.min(floor, Math.max(p.match, bound));
+      if (p.state === 'snapshot' || p.restoring) {
+        floor = Math.min(floor, Math.max(p.match, p.pendingSnapshot));
+        this.afterSnapshot.set(p.id, { match: p.match, progressMs: now });
+        continue;
+      }
+      // a follower whose restore just ended is as far behind as the writes during the restore: it
+      // replays the log from its snapshot's index and keeps holding it while its match advances
+      // (until it is back within `bound`, or stalls for followerHoldMs). Dropping the hold the
+      // moment the restore ended made the next compaction send a second snapshot.
+      const a = this.afterSnapshot.get(p.id);
+      if (a) {
+        if (p.match > a.match) {
+          a.match = p.match;
+          a.progressMs = now;
+        }
+        if (p.match < bound && now - a.progressMs <= this.followerHoldMs) {
+          floor = Math.min(floor, p.match);
+          continue;
+        }
+        this.afterSnapshot.delete(p.id);
+      }
+      floor = Math.min(floor, Math.max(p.match, bound));
     }
     return floor;
   }
