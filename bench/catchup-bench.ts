@@ -115,7 +115,7 @@ async function main(): Promise<void> {
           ['ratio to the disk (target >= 0.5x)', `${fmt(rate / ddMiBs, 2)}x`],
           ['writer: FILE_SYNC writes during the join', writes],
           ['writer: longest stall, ms (target < 2000)', fmt(maxGap, 0)],
-          ['hanfs verify', v.code === 0 ? '4 replicas identical' : `FAILED ${v.stdout}`],
+          ['hanfs verify', v.code === 0 ? '4 replicas identical' : `FAILED ${v.stdout}${v.stderr}`.trim()],
           ...[...peak].map(([id, b]) => [`peak RSS node ${id}, MB`, fmt(b / 1e6)]),
         ],
       ),

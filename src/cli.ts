@@ -15,7 +15,7 @@ const USAGE = `usage:
   hanfs cluster init --config FILE | join --config FILE (run for a new node: ask the cluster to add it)
   hanfs cluster status|transfer-leader --to N|add --id N --peer H:P|remove --id N
                 [--config FILE | --admin H:P,...] [--json]
-  hanfs verify [--config FILE | --admin H:P,...]   compare every replica's store at one log index
+  hanfs verify [--config FILE | --admin H:P,...] [--timeout-s 900]   compare every replica's store at one log index
   hanfs fsck --data-dir DIR | --config FILE
   hanfs version
 

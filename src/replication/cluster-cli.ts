@@ -209,16 +209,23 @@ export async function clusterCommand(argv: string[]): Promise<number> {
 export async function verifyCommand(argv: string[]): Promise<number> {
   const args = parseArgs(argv);
   const ts = targets(args);
+  // a node digests its whole store (every file's bytes): minutes for a large one on a shared disk;
+  // the leader answers the verify entry once it is applied there, i.e. once its own digest is done
+  const waitS = Number(args.get('timeout-s') ?? 900);
+  if (!(waitS > 0)) throw new ConfigError('--timeout-s: seconds, > 0');
+  const until = Date.now() + waitS * 1000;
   const leader = await leaderOf(ts);
-  const mark = await request(leader, 'POST', '/cluster/verify');
+  const mark = await request(leader, 'POST', '/cluster/verify', waitS * 1000);
   if (mark.code !== 200) throw new Error(`verify entry not committed: ${String(mark.body.error)}`);
   const index = Number(mark.body.index);
   const digests = await Promise.all(
     ts.map(async (t) => {
-      for (let i = 0; ; i++) {
+      const name = `node ${t.id ?? `${t.host}:${t.port}`}`;
+      for (;;) {
         const r = await request(t, 'GET', `/cluster/checksum?index=${index}`);
         if (r.code === 200) return { t, d: r.body as unknown as StoreDigest };
-        if (r.code !== 404 || i >= 600) throw new Error(`node ${t.id ?? `${t.host}:${t.port}`}: ${String(r.body.error)}`);
+        if (r.code !== 404) throw new Error(`${name}: ${String(r.body.error)}`);
+        if (Date.now() > until) throw new Error(`${name}: no digest at index ${index} within ${waitS} s (--timeout-s)`);
         await new Promise((res) => setTimeout(res, 200));
       }
     }),
