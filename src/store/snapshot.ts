@@ -17,8 +17,11 @@
  * index and is replayed); bytes beyond the file's recorded size (newer extensions, a deferred cut not
  * done yet) are not sent, and the receiver sets every data file to its recorded size.
  *
- * Memory is bounded: one chunk being read plus what `out` buffers (the writer awaits 'drain' whenever
- * `out.write()` returns false). All-zero chunks are not sent (holes stay holes on the receiver).
+ * The data files of the records ahead of the one being sent are read concurrently (a read-ahead
+ * window of READ_AHEAD_FILES files and READ_AHEAD_BYTES bytes), the frames still go out in key order.
+ * Memory is bounded: the read-ahead window, one chunk being read plus what `out` buffers (the writer
+ * awaits 'drain' whenever `out.write()` returns false). All-zero chunks are not sent (holes stay holes
+ * on the receiver).
  *
  * Key prefixes (see codec.ts) and what a snapshot does with them:
  *   00 01 state, 00 02 format version, 01 inodes, 02 entries, 03 cookies, 06 inline data:
@@ -49,7 +52,10 @@
  * store and the marker removed. A crash leaves the old store or no store at `dataDir`, never a
  * half-written one; `finishInterruptedRestore(dataDir)` (start-up calls it before `openStore`) then
  * finishes the swap if the marker is there, else removes the partial incoming store and puts the old
- * one back. On any error the incoming directory is removed and `dataDir` is untouched.
+ * one back. On any error the incoming directory is removed and `dataDir` is untouched. The data files
+ * are written in the background, RESTORE_PARALLEL_FILES at once, each file's operations in order, with
+ * at most RESTORE_BUFFER_BYTES of DATA held; all of them are done (or, on error, closed and done)
+ * before the restore goes on past the stream or rejects.
  */
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
@@ -96,14 +102,31 @@ export const MAX_DATA_CHUNK = 1024 * 1024;
  * value is an inline-data record, bounded by `inlineMax`; 16 MiB leaves room for any sane setting) */
 export const MAX_FRAME_BODY = 16 * 1024 * 1024 + 16;
 
+/** data files the writer reads ahead of the one it is sending, and the bytes it holds for them */
+export const READ_AHEAD_FILES = 32;
+export const READ_AHEAD_BYTES = 32 * 1024 * 1024;
+/** data files the restore has in flight (open, written, cut, closed), and the DATA bytes it holds */
+export const RESTORE_PARALLEL_FILES = 32;
+export const RESTORE_BUFFER_BYTES = 32 * 1024 * 1024;
+
 export interface SnapshotWriteOptions {
   /** bytes read from a data file at once (default and maximum 1 MiB) */
   chunkBytes?: number;
+  /** data files read ahead at once (default READ_AHEAD_FILES; 1: only the next one) */
+  readAheadFiles?: number;
+  /** bytes held for records and data read ahead (default READ_AHEAD_BYTES); a data file larger
+   * than a quarter of it is not read ahead but streamed chunk by chunk when its turn comes */
+  readAheadBytes?: number;
 }
 
 export interface SnapshotRestoreOptions {
   /** frames with a larger body are refused (default and maximum MAX_FRAME_BODY) */
   maxFrameBody?: number;
+  /** data files being written at once (default RESTORE_PARALLEL_FILES; 1: one after the other) */
+  parallelFiles?: number;
+  /** bytes of DATA frames held until their writes are done (default RESTORE_BUFFER_BYTES); past it
+   * the stream is not read on until writes finish */
+  bufferBytes?: number;
 }
 
 /** How a snapshot treats a LevelDB key: 'send' (replicated state) or 'skip' (node-local). Throws for a
@@ -164,10 +187,27 @@ function allZero(b: Buffer): boolean {
   return true;
 }
 
+/** one record to send, with the data file that follows it (if any) */
+interface Outgoing {
+  /** the META frame */
+  frame: Buffer;
+  data?: { file: string; fileid: number; size: number };
+  /** the data file's frames (header, bytes, header, bytes...), being read ahead; unset: the file is
+   * streamed when its turn comes */
+  frames?: Promise<Buffer[]>;
+  /** bytes it holds of the read-ahead window */
+  held: number;
+}
+
 /**
  * Stream a fuzzy snapshot of `store` to `out` (see the top of this file). Applies go on meanwhile.
  * Does not end `out`. Resolves with the snapshot's exact metadata index (the receiver replays the log
  * from index + 1), the bytes written and the stream's SHA-256 (hex, as in its END frame).
+ *
+ * Frames go out in LevelDB key order, each data file right after its inode record, exactly as if the
+ * files were read one by one; but the records ahead of the one being sent are taken from the
+ * iterator early and the data files among them read concurrently (at most `readAheadFiles` files
+ * and `readAheadBytes` bytes), so that a store of many small files costs no round trip per file.
  */
 export async function writeSnapshot(
   store: LevelBlockStore,
@@ -175,6 +215,10 @@ export async function writeSnapshot(
   opts: SnapshotWriteOptions = {},
 ): Promise<{ index: number; bytes: number; checksum: string }> {
   const chunkBytes = Math.max(4096, Math.min(MAX_DATA_CHUNK, opts.chunkBytes ?? MAX_DATA_CHUNK));
+  const aheadFiles = Math.max(1, Math.floor(opts.readAheadFiles ?? READ_AHEAD_FILES));
+  const aheadBytes = Math.max(0, opts.readAheadBytes ?? READ_AHEAD_BYTES);
+  const aheadFileMax = Math.floor(aheadBytes / 4);
+  const aheadRecords = 4 * aheadFiles + 64; // records held in all, with or without data
   const startIndex = store.appliedIndex;
   await store.sync(); // everything applied before the call is in LevelDB: the index is >= startIndex
   const hash = createHash('sha256');
@@ -185,14 +229,57 @@ export async function writeSnapshot(
     await put(out, b);
   };
   const it = store.metaDb.iterator({ keyEncoding: 'buffer', valueEncoding: 'buffer' });
+  const ahead: Outgoing[] = [];
+  let aheadReading = 0; // files of `ahead` being read ahead
+  let aheadHeld = 0; // bytes `ahead` holds
+  let iterated = false;
+  /** take records from the iterator while the window has room, starting the reads of their files */
+  const fill = async (): Promise<void> => {
+    while (!iterated && (ahead.length === 0 || (ahead.length < aheadRecords && aheadReading < aheadFiles && aheadHeld < aheadBytes))) {
+      const kv = await it.next();
+      if (kv === undefined) {
+        iterated = true;
+        break;
+      }
+      const [key, value] = kv;
+      if (snapshotKeyClass(key) === 'skip') continue;
+      const body = 4 + key.length + value.length;
+      if (body > MAX_FRAME_BODY) throw new Error(`LevelDB record of ${body} bytes exceeds the snapshot frame cap`);
+      const frame = Buffer.allocUnsafe(FRAME_HDR + body);
+      frame[0] = FRAME_META;
+      frame.writeUInt32BE(body, 1);
+      frame.writeUInt32BE(key.length, 5);
+      key.copy(frame, 9);
+      value.copy(frame, 9 + key.length);
+      const o: Outgoing = { frame, held: frame.length };
+      if (key[0] === P_INODE) {
+        const ino = decodeInode(value);
+        if (ino.type === FileType.REG && !ino.inline && ino.size > 0) {
+          o.data = { file: store.data.pathOf(ino.fileid), fileid: ino.fileid, size: ino.size };
+          if (ino.size <= aheadFileMax) {
+            const frames: Buffer[] = [];
+            o.frames = dataFrames(o.data.file, o.data.fileid, o.data.size, chunkBytes, (h, c) => void frames.push(h, c)).then(() => frames);
+            o.frames.catch(() => undefined); // (awaited when its turn comes, or at the end)
+            o.held += ino.size;
+            aheadReading++;
+          }
+        }
+      }
+      ahead.push(o);
+      aheadHeld += o.held;
+    }
+  };
   let index = -1;
   try {
-    for await (const [key, value] of it) {
-      if (snapshotKeyClass(key) === 'skip') continue;
+    for (;;) {
+      await fill();
+      const o = ahead[0]; // (stays in `ahead` until sent: the finally below waits for its read)
+      if (!o) break;
       if (index < 0) {
         // the state record is the very first key (00 01 sorts before everything sent)
+        const key = o.frame.subarray(9, 9 + o.frame.readUInt32BE(5));
         if (!key.equals(KEY_STATE)) throw new Error('store has no state record');
-        index = decodeState(value).applied;
+        index = decodeState(o.frame.subarray(9 + key.length)).applied;
         if (index < startIndex) throw new Error(`snapshot index ${index} below applied index ${startIndex} at the start`);
         const h = Buffer.allocUnsafe(HEADER_BYTES);
         SNAPSHOT_MAGIC.copy(h, 0);
@@ -200,19 +287,23 @@ export async function writeSnapshot(
         writeU64BE(h, 12, index);
         await emit(h);
       }
-      const body = 4 + key.length + value.length;
-      if (body > MAX_FRAME_BODY) throw new Error(`LevelDB record of ${body} bytes exceeds the snapshot frame cap`);
-      const head = Buffer.allocUnsafe(FRAME_HDR + 4);
-      head[0] = FRAME_META;
-      head.writeUInt32BE(body, 1);
-      head.writeUInt32BE(key.length, 5);
-      await emit(Buffer.concat([head, key, value]));
-      if (key[0] === P_INODE) {
-        const ino = decodeInode(value);
-        if (ino.type === FileType.REG && !ino.inline && ino.size > 0) await sendData(store.data.pathOf(ino.fileid), ino.fileid, ino.size, chunkBytes, emit);
+      await emit(o.frame);
+      if (o.frames) {
+        const frames = await o.frames;
+        aheadReading--;
+        for (const b of frames) await emit(b);
+      } else if (o.data) {
+        await dataFrames(o.data.file, o.data.fileid, o.data.size, chunkBytes, async (h, c) => {
+          await emit(h);
+          await emit(c);
+        });
       }
+      ahead.shift();
+      aheadHeld -= o.held;
     }
   } finally {
+    // no read of a data file goes on after the call (a failed send leaves reads ahead behind)
+    await Promise.allSettled(ahead.map((o) => o.frames));
     await it.close();
   }
   if (index < 0) throw new Error('store has no state record');
@@ -223,8 +314,15 @@ export async function writeSnapshot(
   return { index, bytes, checksum: digest.toString('hex') };
 }
 
-/** DATA frames of one data file, up to `size` (a missing file is empty; all-zero chunks are skipped) */
-async function sendData(file: string, fileid: number, size: number, chunkBytes: number, emit: (b: Buffer) => Promise<void>): Promise<void> {
+/** The DATA frames of one data file up to `size`, header and bytes handed to `each` in order (a
+ * missing file is empty; all-zero chunks are skipped). */
+async function dataFrames(
+  file: string,
+  fileid: number,
+  size: number,
+  chunkBytes: number,
+  each: (head: Buffer, chunk: Buffer) => Promise<void> | void,
+): Promise<void> {
   let fh: fsp.FileHandle;
   try {
     fh = await fsp.open(file, 'r');
@@ -255,8 +353,7 @@ async function sendData(file: string, fileid: number, size: number, chunkBytes: 
         head.writeUInt32BE(16 + got, 1);
         writeU64BE(head, 5, fileid);
         writeU64BE(head, 13, off);
-        await emit(head);
-        await emit(chunk);
+        await each(head, chunk);
       }
       if (got < want) break; // cut meanwhile: the rest is newer than the index anyway
       off += got;
@@ -375,6 +472,8 @@ export async function restoreSnapshot(
   opts: SnapshotRestoreOptions = {},
 ): Promise<{ index: number }> {
   const maxBody = Math.min(MAX_FRAME_BODY, opts.maxFrameBody ?? MAX_FRAME_BODY);
+  const maxFiles = Math.max(1, Math.floor(opts.parallelFiles ?? RESTORE_PARALLEL_FILES));
+  const maxBuffered = Math.max(0, opts.bufferBytes ?? RESTORE_BUFFER_BYTES);
   const target = path.resolve(dataDir);
   const incoming = target + '.incoming';
   const old = target + '.old';
@@ -384,7 +483,57 @@ export async function restoreSnapshot(
   const db = openMetaDb(incoming);
   let dbOpen = false;
   let swapping = false;
-  let file: { fileid: number; size: number; fh?: fsp.FileHandle } | undefined;
+  // Data files are written in the background, up to maxFiles at once, each file's operations
+  // chained in order (open, its writes, cut, close). `file` is the one whose DATA frames may come
+  // next, `writing` the files finished in the stream whose operations may still run. The first
+  // failure of any of them is `failure`; the next wait of the stream loop throws it.
+  let file: FileJob | undefined;
+  let writing: FileJob[] = [];
+  let buffered = 0; // bytes of DATA frames whose writes are not done
+  let failure: { err: unknown } | undefined;
+  let aborted = false;
+  let wake: (() => void) | undefined;
+  const poke = (): void => {
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  const fail = (err: unknown): void => {
+    failure ??= { err };
+    poke();
+  };
+  const chain = (f: FileJob, op: () => Promise<void>): void => {
+    f.tail = f.tail.then(() => {
+      if (aborted) throw new Error('snapshot restore aborted');
+      return op();
+    });
+    f.tail.catch(fail);
+  };
+  /** the file's last operation: close it (after the others, whether they failed or not) */
+  const closeAfter = (f: FileJob): void => {
+    f.done = f.tail
+      .catch(() => undefined)
+      .then(async () => {
+        const fh = f.fh;
+        f.fh = undefined;
+        await fh?.close();
+      })
+      .catch(fail)
+      .finally(() => {
+        f.settled = true;
+        poke();
+      });
+  };
+  /** wait until the stream may go on holding `n` more DATA bytes (and, with `newFile`, one more file) */
+  const room = async (n: number, newFile: boolean): Promise<void> => {
+    for (;;) {
+      if (failure) throw failure.err;
+      writing = writing.filter((f) => !f.settled);
+      if (newFile && writing.length >= maxFiles) await writing[0].done;
+      else if (buffered > 0 && buffered + n > maxBuffered) await new Promise<void>((resolve) => (wake = resolve));
+      else return;
+    }
+  };
   try {
     await db.open();
     dbOpen = true;
@@ -407,16 +556,31 @@ export async function restoreSnapshot(
       batch = [];
       batchBytes = 0;
     };
-    const finishFile = async (): Promise<void> => {
+    const shards = new Map<string, Promise<unknown>>(); // shard directories made (or being made)
+    const open = async (f: FileJob): Promise<fsp.FileHandle> => {
+      const p = blocks.pathOf(f.fileid);
+      const dir = path.dirname(p);
+      let made = shards.get(dir);
+      if (!made) {
+        made = fsp.mkdir(dir, { recursive: true });
+        made.catch(() => undefined);
+        shards.set(dir, made);
+      }
+      await made;
+      return fsp.open(p, 'w'); // fresh store: created empty (O_TRUNC is harmless)
+    };
+    const finishFile = (): void => {
       if (!file) return;
       const f = file;
       file = undefined;
-      const fh = f.fh ?? (await openDataFile(blocks, f.fileid));
-      try {
-        await fh.truncate(f.size); // cut to (or extend sparsely up to) the recorded size (synced by fsyncTree)
-      } finally {
-        await fh.close();
-      }
+      chain(f, async () => {
+        f.fh ??= await open(f);
+        // cut to (or extend sparsely up to) the recorded size (synced by fsyncTree); a file written
+        // up to its size already has it
+        if (f.end !== f.size) await f.fh.truncate(f.size);
+      });
+      closeAfter(f);
+      writing.push(f);
     };
     let sawState = false;
     let stateApplied = -1;
@@ -450,7 +614,7 @@ export async function restoreSnapshot(
         if (snapshotKeyClass(key) !== 'send') throw new Error(`snapshot carries node-local key ${key.toString('hex')}`);
         if (lastKey && Buffer.compare(lastKey, key) >= 0) throw new Error('snapshot META keys out of order');
         lastKey = key;
-        await finishFile();
+        finishFile();
         if (key.equals(KEY_STATE)) {
           if (value.length !== 32 && value.length !== 44) throw new Error('snapshot state record malformed');
           stateApplied = decodeState(value).applied;
@@ -464,7 +628,8 @@ export async function restoreSnapshot(
           if (ino.fileid !== readU64BE(key, 1)) throw new Error('snapshot inode record under the wrong key');
           if (ino.type === FileType.REG && !ino.inline) {
             if (!Number.isSafeInteger(ino.size) || ino.size < 0) throw new Error('snapshot inode with a bad size');
-            file = { fileid: ino.fileid, size: ino.size };
+            await room(0, true);
+            file = { fileid: ino.fileid, size: ino.size, end: 0, tail: Promise.resolve(), settled: false };
           }
         }
         batch.push({ type: 'put', key, value });
@@ -477,14 +642,27 @@ export async function restoreSnapshot(
         const data = body.subarray(16);
         if (!file || file.fileid !== fileid) throw new Error(`snapshot DATA frame of file ${fileid} out of place`);
         if (offset + data.length > file.size) throw new Error(`snapshot DATA frame beyond the size of file ${fileid}`);
-        file.fh ??= await openDataFile(blocks, fileid);
-        let done = 0;
-        while (done < data.length) done += (await file.fh.write(data, done, data.length - done, offset + done)).bytesWritten;
+        await room(data.length, false);
+        const f = file;
+        f.end = Math.max(f.end, offset + data.length);
+        buffered += data.length; // (`data` is never reused by the reader: it may be held)
+        chain(f, async () => {
+          try {
+            f.fh ??= await open(f);
+            let done = 0;
+            while (done < data.length) done += (await f.fh.write(data, done, data.length - done, offset + done)).bytesWritten;
+          } finally {
+            buffered -= data.length;
+            poke();
+          }
+        });
       } else {
         throw new Error(`snapshot frame of unknown type ${type}`);
       }
     }
-    await finishFile();
+    finishFile();
+    await Promise.all(writing.map((f) => f.done)); // every data file written, cut and closed
+    if (failure) throw failure.err;
     if (!sawState || !version2) throw new Error('snapshot without state or version record');
     if (stateApplied !== index) throw new Error(`snapshot header index ${index} differs from its state record (${stateApplied})`);
     // the data files hold every change up to the index (made durable with the rest by fsyncTree
@@ -502,10 +680,19 @@ export async function restoreSnapshot(
     await swapIn(target);
     return { index };
   } catch (err) {
-    if (file?.fh) await file.fh.close().catch(() => undefined);
+    // a data file that failed first failed the restore (a later error may be its consequence)
+    const first = failure ? failure.err : err;
+    // stop the data files' operations not started yet, close every file, and wait for all of them
+    aborted = true;
+    if (file) {
+      closeAfter(file);
+      writing.push(file);
+      file = undefined;
+    }
+    await Promise.all(writing.map((f) => f.done));
     if (dbOpen) await db.close().catch(() => undefined);
     if (!swapping) await fsp.rm(incoming, { recursive: true, force: true }).catch(() => undefined);
-    throw err;
+    throw first;
   } finally {
     await reader.close();
   }
@@ -581,8 +768,17 @@ export async function finishInterruptedRestore(dataDir: string): Promise<'none' 
   return 'rolled-back';
 }
 
-async function openDataFile(blocks: DataFiles, fileid: number): Promise<fsp.FileHandle> {
-  const p = blocks.pathOf(fileid);
-  await fsp.mkdir(path.dirname(p), { recursive: true });
-  return fsp.open(p, 'w'); // fresh store: created empty (O_TRUNC is harmless)
+/** a data file being restored */
+interface FileJob {
+  fileid: number;
+  /** its recorded size */
+  size: number;
+  /** the end of its furthest DATA frame */
+  end: number;
+  fh?: fsp.FileHandle;
+  /** its last operation so far */
+  tail: Promise<void>;
+  /** set when its stream part is over: settles (never rejects) once it is closed */
+  done?: Promise<void>;
+  settled: boolean;
 }

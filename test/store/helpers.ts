@@ -91,3 +91,20 @@ export class Harness {
     rmDir(this.dir);
   }
 }
+
+/** the frames of a snapshot stream (after its 20-byte header), END frame last */
+export function parseFrames(b: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  let off = 20;
+  while (off < b.length) {
+    const len = b.readUInt32BE(off + 1);
+    out.push(b.subarray(off, off + 5 + len));
+    off += 5 + len;
+  }
+  return out;
+}
+
+/** `b` as an async stream of `size`-byte chunks */
+export async function* chunked(b: Buffer, size: number): AsyncGenerator<Buffer> {
+  for (let off = 0; off < b.length; off += size) yield b.subarray(off, Math.min(b.length, off + size));
+}

@@ -20,7 +20,7 @@ import {
 import { KEY_STATE, KEY_VERSION, encodeState, journalKey, writeU64BE } from '../../src/store/codec';
 import type { StoreOp } from '../../src/store/types';
 import { randomBytesSeeded, rng } from '../support/util';
-import { Harness, rmDir, tmpDir } from './helpers';
+import { Harness, chunked, parseFrames, rmDir, tmpDir } from './helpers';
 import { populate } from './fixture';
 import { OpGen, dump } from './determinism.test';
 
@@ -389,19 +389,3 @@ describe('store: snapshots', function () {
     }
   });
 });
-
-/** the frames of a snapshot (after its 20-byte header), END frame last */
-function parseFrames(b: Buffer): Buffer[] {
-  const out: Buffer[] = [];
-  let off = 20;
-  while (off < b.length) {
-    const len = b.readUInt32BE(off + 1);
-    out.push(b.subarray(off, off + 5 + len));
-    off += 5 + len;
-  }
-  return out;
-}
-
-async function* chunked(b: Buffer, size: number): AsyncGenerator<Buffer> {
-  for (let off = 0; off < b.length; off += size) yield b.subarray(off, Math.min(b.length, off + size));
-}
