@@ -46,30 +46,18 @@ export class RaftCore {
     core.prevLead = core.lead;
   }
 
-  // term, vote, leader and role are the state's, which the rules change
+  // term, vote, leader and role: the state's (only the rules change them)
   get term(): number {
     return this.core.term;
-  }
-  set term(term: number) {
-    this.core.term = term;
   }
   get vote(): NodeId {
     return this.core.vote;
   }
-  set vote(vote: NodeId) {
-    this.core.vote = vote;
-  }
   get lead(): NodeId {
     return this.core.lead;
   }
-  set lead(lead: NodeId) {
-    this.core.lead = lead;
-  }
   get role(): Role {
     return this.core.role;
-  }
-  set role(role: Role) {
-    this.core.role = role;
   }
 
   // ───────────────────────────── caller API ─────────────────────────────

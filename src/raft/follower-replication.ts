@@ -7,21 +7,24 @@ import type { CoreState } from './core-state';
 import { startCampaign } from './election';
 import { commitTo, truncatePendingConfs } from './membership';
 import { handleSnapChunk } from './snapshot-transfer';
-import { EntryType, Message, MsgType } from './types';
+import { EntryType, Message, MsgType, NodeId } from './types';
+
+/** a message from the leader of this term: the election timer restarts, the leader is known */
+function heardFromLeader(core: CoreState, leader: NodeId): void {
+  core.electionElapsed = 0;
+  core.bootLease = false;
+  core.lead = leader;
+}
 
 /** a follower's handling of a message of its term */
 export function stepFollower(core: CoreState, m: Message): void {
   switch (m.type) {
     case MsgType.App:
-      core.electionElapsed = 0;
-      core.bootLease = false;
-      core.lead = m.from;
+      heardFromLeader(core, m.from);
       handleAppend(core, m);
       return;
     case MsgType.Heartbeat:
-      core.electionElapsed = 0;
-      core.bootLease = false;
-      core.lead = m.from;
+      heardFromLeader(core, m.from);
       if (m.commit !== undefined) commitTo(core, Math.min(m.commit, core.log.lastIndex()));
       // lastIndex/lastTerm (filled in by ready(): what this Ready makes durable) let the leader
       // detect lost App messages or lost AppResp acks
@@ -29,9 +32,7 @@ export function stepFollower(core: CoreState, m: Message): void {
       core.hbRespPending = true;
       return;
     case MsgType.Snap:
-      core.electionElapsed = 0;
-      core.bootLease = false;
-      core.lead = m.from;
+      heardFromLeader(core, m.from);
       handleSnapChunk(core, m);
       return;
     case MsgType.TimeoutNow:
