@@ -13,7 +13,7 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import * as net from 'node:net';
 import type { Logger } from '../log';
 import type { LevelBlockStore } from '../store/block-store';
-import { restoreSnapshot, writeSnapshot } from '../store/snapshot';
+import { restoreSnapshot, writeSnapshot, type SnapshotRestoreResult } from '../store/snapshot';
 import type { ClusterMember } from './cluster-config';
 
 const HELLO_MAX = 1024;
@@ -145,13 +145,19 @@ export async function fetchStoreSnapshot(o: FetchOptions): Promise<LevelBlockSto
   for (let round = 0; Date.now() < until; round++) {
     for (const src of o.sources) {
       try {
-        const index = await fetchFrom(src, o);
+        const r = await fetchFrom(src, o);
+        const index = r.index;
         if (index < o.minIndex) {
           o.log.warn({ from: src.id, index, want: o.minIndex }, 'snapshot older than the log needs; trying another node');
           continue;
         }
-        o.log.info({ from: src.id, index }, 'store restored from a snapshot; replaying the log after it');
-        return await o.open();
+        const opening = Date.now();
+        const store = await o.open();
+        o.log.info(
+          { from: src.id, index, dataFiles: r.dataFiles, streamMs: r.streamMs, syncMs: r.syncMs, swapMs: r.swapMs, openMs: Date.now() - opening },
+          'store restored from a snapshot; replaying the log after it',
+        );
+        return store;
       } catch (e) {
         o.log.warn({ from: src.id, err: (e as Error).message }, 'snapshot fetch failed');
       }
@@ -161,8 +167,8 @@ export async function fetchStoreSnapshot(o: FetchOptions): Promise<LevelBlockSto
   throw new Error('no member could send a store snapshot');
 }
 
-function fetchFrom(src: ClusterMember, o: FetchOptions): Promise<number> {
-  return new Promise<number>((resolve, reject) => {
+function fetchFrom(src: ClusterMember, o: FetchOptions): Promise<SnapshotRestoreResult> {
+  return new Promise<SnapshotRestoreResult>((resolve, reject) => {
     const sock = net.connect({ host: src.snapshot.host, port: src.snapshot.port });
     sock.once('error', reject);
     sock.once('connect', () => {
@@ -179,7 +185,7 @@ function fetchFrom(src: ClusterMember, o: FetchOptions): Promise<number> {
       restoreSnapshot(o.dataDir, counted()).then(
         (r) => {
           sock.destroy();
-          resolve(r.index);
+          resolve(r);
         },
         (e: unknown) => {
           sock.destroy();
