@@ -22,6 +22,7 @@ async function main(): Promise<void> {
   const deadline = Date.now() + 60_000;
   let next = store.appliedIndex + 1;
   const inflight = new Set<Promise<void>>();
+  let rounds = 0;
   while (next <= max && Date.now() < deadline) {
     while (inflight.size < 8 && next <= max) {
       const i = next++;
@@ -34,6 +35,10 @@ async function main(): Promise<void> {
       inflight.add(p);
     }
     await Promise.race(inflight);
+    // let timers and I/O completions run, as ops arriving over the network would: with logWal an
+    // apply does no I/O, and a loop of promise reactions alone would starve the store's writer
+    // (its LevelDB writes complete, but their callbacks never run until backpressure)
+    if (++rounds % 8 === 0) await new Promise((resolve) => setImmediate(resolve));
   }
   await Promise.all(inflight);
   await store.close();

@@ -7,8 +7,10 @@ import { crashOp, expected, fileId, stepOf } from './crash-workload';
 import { rmDir, tmpDir } from './helpers';
 
 const CHILD = path.join(__dirname, 'crash-child.js');
+const MIN_ACKS = 5;
 
-/** Run the child until it has acknowledged some ops, then SIGKILL it after a random delay. */
+/** Run the child until it has acknowledged MIN_ACKS ops, then SIGKILL it after a random delay (the
+ * count, not the delay, guarantees progress: a loaded machine may ack few ops in 100 ms). */
 function runAndKill(dir: string, killAfterMs: number, logWal = false): Promise<{ acked: number[]; start: number }> {
   return new Promise((resolve, reject) => {
     const args = [CHILD, dir, '100000', ...(logWal ? ['logwal'] : [])];
@@ -27,7 +29,7 @@ function runAndKill(dir: string, killAfterMs: number, logWal = false): Promise<{
         buf = buf.slice(nl + 1);
         if (line.startsWith('ACK ')) acked.push(Number(line.slice(4)));
         else if (line.startsWith('START ')) start = Number(line.slice(6));
-        if (!timer && acked.length > 0) timer = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+        if (!timer && acked.length >= MIN_ACKS) timer = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
       }
     });
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
