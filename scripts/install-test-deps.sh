@@ -12,6 +12,7 @@ declare -A NEED=(
   [tshark]=tshark
   [rpcinfo]=rpcbind
   [showmount]=nfs-common
+  [strace]=strace
 )
 missing=()
 for cmd in "${!NEED[@]}"; do

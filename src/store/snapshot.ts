@@ -127,9 +127,9 @@ export interface SnapshotRestoreResult {
   index: number;
   /** data files written */
   dataFiles: number;
-  /** receiving the stream and writing the metadata and data files, ms */
+  /** receiving the stream, writing the metadata and writing and syncing the data files, ms */
   streamMs: number;
-  /** making the incoming store durable (fsync of its files and directories), ms */
+  /** making the rest of the incoming store durable (LevelDB's files, the directories), ms */
   syncMs: number;
   /** the ready marker and the swap, ms */
   swapMs: number;
@@ -444,7 +444,7 @@ async function fsyncPath(p: string): Promise<void> {
   }
 }
 
-/** how many fsyncs fsyncTree keeps in flight: concurrent fsyncs share ext4/XFS journal commits,
+/** how many fsyncs fsyncAll keeps in flight: concurrent fsyncs share ext4/XFS journal commits,
  * so a tree of many small files syncs in a fraction of the time one-after-the-other takes */
 const FSYNC_PARALLEL = 32;
 
@@ -462,16 +462,18 @@ async function fsyncTree(dir: string): Promise<void> {
     dirs.push(d);
   };
   await walk(dir);
-  const all = async (list: string[]): Promise<void> => {
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      while (next < list.length) await fsyncPath(list[next++]);
-    };
-    await Promise.all(Array.from({ length: Math.min(FSYNC_PARALLEL, list.length) }, worker));
-  };
-  await all(files);
-  await all(dirs.slice(0, -1));
+  await fsyncAll(files);
+  await fsyncAll(dirs.slice(0, -1));
   await fsyncPath(dir);
+}
+
+/** fsync every path of `list`, FSYNC_PARALLEL at once */
+async function fsyncAll(list: string[]): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < list.length) await fsyncPath(list[next++]);
+  };
+  await Promise.all(Array.from({ length: Math.min(FSYNC_PARALLEL, list.length) }, worker));
 }
 
 const META_BATCH_OPS = 4096;
@@ -569,7 +571,7 @@ export async function restoreSnapshot(
     let batchBytes = 0;
     const flush = async (): Promise<void> => {
       if (batch.length === 0) return;
-      await db.batch(batch); // not synced one by one: fsyncTree() below makes the whole store durable
+      await db.batch(batch); // not synced one by one: LevelDB's files are fsynced at the end
       batch = [];
       batchBytes = 0;
     };
@@ -592,9 +594,12 @@ export async function restoreSnapshot(
       file = undefined;
       chain(f, async () => {
         f.fh ??= await open(f);
-        // cut to (or extend sparsely up to) the recorded size (synced by fsyncTree); a file written
+        // cut to (or extend sparsely up to) the recorded size; a file written
         // up to its size already has it
         if (f.end !== f.size) await f.fh.truncate(f.size);
+        // durable now, while the stream goes on (up to maxFiles of these overlap and share journal
+        // commits); the directories that name the files are synced at the end
+        await f.fh.datasync();
       });
       closeAfter(f);
       writing.push(f);
@@ -684,15 +689,25 @@ export async function restoreSnapshot(
     if (failure) throw failure.err;
     if (!sawState || !version2) throw new Error('snapshot without state or version record');
     if (stateApplied !== index) throw new Error(`snapshot header index ${index} differs from its state record (${stateApplied})`);
-    // the data files hold every change up to the index (made durable with the rest by fsyncTree
-    // before the ready marker): that is the data checkpoint
+    // the data files hold every change up to the index (each synced before it was closed, the
+    // directories naming them synced below, before the ready marker): that is the data checkpoint
     batch.push({ type: 'put', key: KEY_DATA_CKPT, value: encodeIndex(index) });
     batch.push({ type: 'put', key: KEY_CLEAN, value: Buffer.from([1]) }); // (see the top of this file)
     await flush();
     await db.close();
     dbOpen = false;
     const streamed = Date.now();
-    await fsyncTree(incoming);
+    // every data file was synced before it was closed; now the rest of the store (LevelDB's files)
+    // and the directories that name the files, deepest first
+    for (const e of await fsp.readdir(incoming, { withFileTypes: true })) {
+      const p = path.join(incoming, e.name);
+      if (p === blocks.blocksDir) continue;
+      if (e.isDirectory()) await fsyncTree(p);
+      else if (e.isFile()) await fsyncPath(p);
+    }
+    await fsyncAll([...shards.keys()]);
+    await fsyncPath(blocks.blocksDir);
+    await fsyncPath(incoming);
     const synced = Date.now();
     // swap in. The ready marker says the incoming store is complete and durable: from here on a
     // crash is finished forward by finishInterruptedRestore(), before it rolled back.
