@@ -155,7 +155,10 @@ class OutboundLane {
     this.connect();
   }
 
+  /** A new address redials; the same one keeps the connection (every applied `members` entry
+   * restates every member's address: dropping all links then stalled replication at each one). */
   setAddress(a: PeerAddress): void {
+    if (a.host === this.addr.host && a.port === this.addr.port) return;
     this.addr = a;
     this.sock?.destroy();
   }
