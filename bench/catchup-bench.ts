@@ -9,7 +9,8 @@
  * --cpu-prof runs every node under `node --cpu-prof` (profiles in the work folder's prof/, kept).
  *
  * Prints: the store's size, the catch-up time and rate against the disk's own `dd conv=fsync`
- * rate measured in the same run (the receiver writes what the sender reads: the disk bounds it), the
+ * rate measured in the same run (the receiver writes what the sender reads: the disk bounds it) and
+ * against a copy of node 1's store by `tar | tar` + `sync -f` (the same files by standard tools), the
  * writer's longest stall during the join, peak RSS per node, and `hanfs verify`.
  */
 import { execFileSync } from 'node:child_process';
@@ -68,6 +69,18 @@ async function main(): Promise<void> {
     log(`filled in ${((now() - tf) / 1000).toFixed(1)} s`);
     const storeBytes = duBytes(path.join(c.node(1).dir, 'data', 'store'));
 
+    // the same files copied by standard tools on the same disk, the peer for a store of many small
+    // files (dd measures one big sequential file): tar of node 1's store piped into tar, then
+    // `sync -f` (syncfs) to make the copy durable. No writer runs meanwhile; tar's exit status 1
+    // (a LevelDB file changed while read) is accepted.
+    const copyDir = path.join(c.workDir, 'tar-copy');
+    fs.mkdirSync(copyDir);
+    const tt = now();
+    execFileSync('bash', ['-c', 'tar -C "$1" -cf - . | tar -C "$2" -xf - && sync -f "$2"', 'tar-copy', path.join(c.node(1).dir, 'data', 'store'), copyDir], { stdio: 'ignore' });
+    const tarMs = now() - tt;
+    fs.rmSync(copyDir, { recursive: true, force: true });
+    log(`tar copy of node 1's store: ${(tarMs / 1000).toFixed(1)} s`);
+
     // node 4: joins while a writer runs
     const [peer, snap, admin] = await freePorts(3);
     const cfg1 = JSON.parse(fs.readFileSync(c.node(1).configPath, 'utf8')) as Record<string, any>;
@@ -113,6 +126,8 @@ async function main(): Promise<void> {
           ['catch-up rate, MiB/s', fmt(rate)],
           ['disk dd conv=fsync, MiB/s', fmt(ddMiBs)],
           ['ratio to the disk (target >= 0.5x)', `${fmt(rate / ddMiBs, 2)}x`],
+          ['tar | tar + sync -f of node 1\'s store, s', fmt(tarMs / 1000, 2)],
+          ['ratio to the tar copy (tar time / join time)', `${fmt(tarMs / joinMs, 2)}x`],
           ['writer: FILE_SYNC writes during the join', writes],
           ['writer: longest stall, ms (target < 2000)', fmt(maxGap, 0)],
           ['hanfs verify', v.code === 0 ? '4 replicas identical' : `FAILED ${v.stdout}${v.stderr}`.trim()],
@@ -123,7 +138,7 @@ async function main(): Promise<void> {
     const out = path.join(__dirname, '..', '..', 'bench', 'results', `catchup-${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}.json`);
     fs.writeFileSync(
       out,
-      JSON.stringify({ machine: machineInfo(), opts, storeBytes, received, joinMs, rate, ddMiBs, writes, maxGapMs: maxGap, verify: v.code === 0, peakRss: Object.fromEntries(peak) }, null, 2),
+      JSON.stringify({ machine: machineInfo(), opts, storeBytes, received, joinMs, rate, ddMiBs, tarMs, writes, maxGapMs: maxGap, verify: v.code === 0, peakRss: Object.fromEntries(peak) }, null, 2),
     );
     console.log(`results: ${out}`);
     cl.close();
