@@ -89,6 +89,7 @@ export interface RaftNodeOptions {
   readTimeoutMs?: number;
   maxMsgBytes?: number;
   maxInflightMsgs?: number;
+  /** entry bytes sent to a follower and not acknowledged (default MAX_INFLIGHT_BYTES, raft-node.ts) */
   maxInflightBytes?: number;
   snapshotChunkBytes?: number;
   /** membership of a brand-new cluster (default: every id in peers); [] for a node that will join */

@@ -35,6 +35,18 @@ export { bootstrapRaftDir } from './raft-node-startup';
 export { NotLeaderError, ProposalFailedError, type StateMachine, type RoleChange, type RaftNodeOptions, type RaftNodeStatus } from './raft-node-api';
 import { NotLeaderError, ProposalFailedError, type StateMachine, type RaftNodeOptions, type RaftNodeStatus } from './raft-node-api';
 
+/**
+ * Entry bytes sent to one follower and not yet acknowledged (default of maxInflightBytes). A byte in
+ * the window can be held more than once on the leader (the entries read back from the log, their encoded
+ * frame in the peer's send queue, the socket's buffer), and a follower catching up after a store
+ * snapshot keeps its window full for as long as it lags. With 32 MiB the leader of the 100 000-file
+ * catch-up bench (4th node joining, bench/catchup-bench.ts) peaked at 454 MB RSS during the join
+ * (248 MB just before it); with 8 MiB, 259 MB (224 MB before it). One run each, same machine; which
+ * copy dominates was not traced. The fill itself peaked at 219-254 MB in both. 8 MiB is still 8
+ * messages of maxMsgBytes in flight.
+ */
+export const MAX_INFLIGHT_BYTES = 8 << 20;
+
 export class RaftNode {
   readonly id: NodeId;
   readonly metrics: RaftMetrics;
@@ -146,7 +158,7 @@ export class RaftNode {
           preVote: true,
           checkQuorum: true,
           maxInflightMsgs: o.maxInflightMsgs ?? 256,
-          maxInflightBytes: o.maxInflightBytes ?? 32 << 20,
+          maxInflightBytes: o.maxInflightBytes ?? MAX_INFLIGHT_BYTES,
           maxMsgBytes: o.maxMsgBytes ?? 1 << 20,
           snapshotChunkBytes: o.snapshotChunkBytes ?? 1 << 20,
           random: (k) => Math.floor(rand() * k),
