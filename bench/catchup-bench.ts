@@ -71,8 +71,9 @@ async function main(): Promise<void> {
 
     // the same files copied by standard tools on the same disk, the peer for a store of many small
     // files (dd measures one big sequential file): tar of node 1's store piped into tar, then
-    // `sync -f` (syncfs) to make the copy durable. No writer runs meanwhile; tar's exit status 1
-    // (a LevelDB file changed while read) is accepted.
+    // `sync -f` (syncfs) to make the copy durable. No writer runs meanwhile; the reading tar's exit
+    // status is not checked (the store is live: a LevelDB file may change while read), the
+    // extracting tar's and sync's are.
     const copyDir = path.join(c.workDir, 'tar-copy');
     fs.mkdirSync(copyDir);
     const tt = now();

@@ -205,6 +205,8 @@ async function walk(store: LevelBlockStore, opts: ChecksumOptions, onObject: (o:
       }
       while (pending.length > 0) await emit();
     } finally {
+      // on a failure no object is still being read once the snapshot closes
+      await Promise.allSettled(pending.map((o) => o.content));
       await it.close();
     }
     if (store.appliedIndex !== index) throw new Error(`store moved from index ${index} to ${store.appliedIndex} during the walk (applies must be paused)`);
