@@ -932,6 +932,10 @@ class TcpConnection {
       this.queue.push(r);
       this.server.hold(r.length);
     }
+    // the partial-record clock times one record: a record completed, so a partial record left now is
+    // a new one and gets its own idleRecordTimeoutMs (a client streaming records back to back, each
+    // read ending mid-record, is not a slow sender)
+    if (records.length > 0) this.clearRecordTimer();
     // the partial record is held too (its bytes were not counted before)
     const partial = this.decoder.bufferedBytes;
     if (partial > this.partialHeld) this.server.hold(partial - this.partialHeld);
