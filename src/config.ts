@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { RW_MAX } from './nfs/nfs3/core';
 import { parseClusterConfig, type ClusterConfig } from './replication/cluster-config';
 
 export interface ExportConfig {
@@ -95,6 +96,10 @@ export function defaultExport(path = '/export', id = 1): ExportConfig {
     allowAuthNone: false,
   };
 }
+
+/** the smallest `limits.maxRecordBytes`: a WRITE call of RW_MAX bytes with the largest RPC header
+ * (AUTH_SYS credential and verifier of 400 bytes each) and its arguments */
+export const MIN_RECORD_BYTES = RW_MAX + 4096;
 
 export const DEFAULT_LIMITS: Limits = {
   // 1 MiB of WRITE/READ data plus room for the RPC and NFS headers
@@ -286,7 +291,9 @@ export function parseConfig(doc: Json, base: HanfsConfig = defaultConfig()): Han
     if (!isObj(l)) throw new ConfigError('limits: expected an object');
     checkKeys(l, Object.keys(DEFAULT_LIMITS), 'limits');
     const lim = cfg.limits;
-    if (l.maxRecordBytes !== undefined) lim.maxRecordBytes = int(l.maxRecordBytes, 'limits.maxRecordBytes', 9000, 0x7fffffff);
+    // FSINFO invites READs and WRITEs of RW_MAX bytes: a smaller record limit would close the
+    // connection on every full-size WRITE, and the client would resend it forever
+    if (l.maxRecordBytes !== undefined) lim.maxRecordBytes = int(l.maxRecordBytes, 'limits.maxRecordBytes', MIN_RECORD_BYTES, 0x7fffffff);
     if (l.maxInflightPerConnection !== undefined) {
       lim.maxInflightPerConnection = int(l.maxInflightPerConnection, 'limits.maxInflightPerConnection', 1, 65536);
     }

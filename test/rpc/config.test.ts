@@ -55,6 +55,8 @@ describe('configuration', () => {
     ['no exports', { exports: [] }, /at least one export/],
     ['bad log level', { log: { level: 'loud' } }, /log.level: expected one of/],
     ['tiny record limit', { limits: { maxRecordBytes: 100 } }, /limits.maxRecordBytes/],
+    // FSINFO invites 1 MiB WRITEs: a record limit below one would close every full-size WRITE's connection
+    ['record limit below a full-size WRITE', { limits: { maxRecordBytes: 65536 } }, /limits.maxRecordBytes/],
     ['unknown limit', { limits: { maxFoo: 1 } }, /limits: unknown key "maxFoo"/],
     ['zero connections per client', { limits: { maxConnectionsPerClient: 0 } }, /limits.maxConnectionsPerClient/],
     ['tiny reply budget per connection', { limits: { maxReplyBytesPerConnection: 1000 } }, /limits.maxReplyBytesPerConnection/],
