@@ -150,7 +150,9 @@ export async function startServer(config: HanfsConfig, opts: StartOptions = {}):
 
   const store = await openStore(config.dataDir);
   // config.limits may carry drcMaxEntries / drcMaxBytes; the DRC's own defaults apply otherwise
-  const rpc = new RpcServer({ limits: config.limits, log, metrics });
+  // an address no export admits may send only small records (NULL, portmap, MOUNT): it cannot fill
+  // the read budget with partial 1 MiB records and stall the clients that are served
+  const rpc = new RpcServer({ limits: config.limits, log, metrics, admitsLargeRecords: (a) => exportTable.admitsAnyExport(a) });
   metrics.watchDrc(rpc.drc);
   let admin: AdminServer | undefined;
   let stopping = false;

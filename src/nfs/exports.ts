@@ -137,6 +137,11 @@ export class ExportTable {
     return ok;
   }
 
+  /** May a client at `address` use any export? (Who may send full-size NFS records at all.) */
+  admitsAnyExport(address: string): boolean {
+    return this.list.some((e) => this.clientAllowed(e, address));
+  }
+
   /**
    * The credentials a call acts with on this export, after squashing; undefined when the call's
    * flavor is not acceptable here (AUTH_NONE on an export without allowAuthNone): answer

@@ -228,7 +228,18 @@ export interface RpcServerOptions {
    * defaults of duplicate-request-cache.ts), or false to run without one
    */
   drc?: Partial<DrcLimits> | false;
+  /**
+   * May a client at this address send records up to `limits.maxRecordBytes`? Others are held to
+   * SMALL_RECORD_BYTES, enough for every call they can make (NULL, portmap, MOUNT): an address no
+   * export admits cannot fill the global read budget with partial 1 MiB records and stall every
+   * client. Default: every address may.
+   */
+  admitsLargeRecords?: (address: string) => boolean;
 }
+
+/** the record limit of a client that `admitsLargeRecords` refuses: NULL, portmap and MOUNT calls
+ * (a 1024-byte path, credential and verifier of 400 bytes each) fit many times over */
+export const SMALL_RECORD_BYTES = 16 * 1024;
 
 /** DRC bounds as they may appear among the configured limits */
 export interface DrcConfigLimits {
@@ -328,9 +339,11 @@ export class RpcServer {
   private readonly maxHeld: number;
   /** the duplicate request cache (undefined: disabled) */
   readonly drc: DuplicateRequestCache | undefined;
+  private readonly admitsLargeRecords: ((address: string) => boolean) | undefined;
 
   constructor(opts: RpcServerOptions) {
     this.log = opts.log;
+    this.admitsLargeRecords = opts.admitsLargeRecords;
     this.limits = opts.limits;
     this.metrics = opts.metrics ?? NOOP_METRICS;
     this.maxUdpInflight = opts.maxUdpInflight ?? 256;
@@ -344,6 +357,18 @@ export class RpcServer {
       if (opts.limits.drcMaxBytes !== undefined) l.maxBytes = opts.limits.drcMaxBytes;
       this.drc = new DuplicateRequestCache({ ...l, ...opts.drc });
     }
+  }
+
+  /** the largest record a TCP client at `address` may send (see RpcServerOptions.admitsLargeRecords) */
+  recordLimitFor(address: string): number {
+    const max = this.limits.maxRecordBytes;
+    let large = true;
+    try {
+      large = this.admitsLargeRecords?.(address) ?? true;
+    } catch {
+      large = false;
+    }
+    return large ? max : Math.min(max, SMALL_RECORD_BYTES);
   }
 
   /** true while the records held exceed the global budget: connections are not read */
@@ -825,7 +850,6 @@ class TcpConnection {
     private readonly metrics: RpcMetrics,
     private readonly maxReplyFragment: number | undefined,
   ) {
-    this.decoder = new RecordDecoder({ maxRecordBytes: limits.maxRecordBytes });
     this.maxUnsent = limits.maxReplyBytesPerConnection ?? DEFAULT_LIMITS.maxReplyBytesPerConnection;
     this.peer = {
       remoteAddress: normalizeAddress(sock.remoteAddress ?? ''),
@@ -834,6 +858,7 @@ class TcpConnection {
       localPort: sock.localPort ?? 0,
       transport: 'tcp',
     };
+    this.decoder = new RecordDecoder({ maxRecordBytes: server.recordLimitFor(this.peer.remoteAddress) });
     sock.setNoDelay(true);
     sock.setKeepAlive(true, 60_000);
     sock.setTimeout(limits.idleConnectionTimeoutMs, () => {

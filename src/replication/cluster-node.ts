@@ -267,7 +267,8 @@ export async function startClusterNode(config: HanfsConfig, opts: { log?: Logger
     },
     binding: {
       bind: async () => {
-        const r = new RpcServer({ limits: config.limits, log, metrics });
+        // (small records only from addresses no export admits: see RpcServerOptions.admitsLargeRecords)
+        const r = new RpcServer({ limits: config.limits, log, metrics, admitsLargeRecords: (a) => exportTable.admitsAnyExport(a) });
         try {
           const nfs = await r.listenTcp(host, bound.nfs, [nfs3]);
           const mnt = await listenBoth(r, host, bound.mount, [mount]);

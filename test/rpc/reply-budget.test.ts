@@ -7,9 +7,10 @@
  */
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import type { RpcServer } from '../../src/nfs/rpc-server';
+import { RpcServer, SMALL_RECORD_BYTES } from '../../src/nfs/rpc-server';
 import { ReplyEncoder } from '../../src/nfs/nfs3/xdr';
-import { DropCounter, RawTcpClient, TestProgram, callMsg, countRecords, parseReply, record, serverScope, sleep, u32be, waitFor } from './helpers';
+import { silentLogger } from '../../src/log';
+import { DropCounter, RawTcpClient, TestProgram, callMsg, countRecords, parseReply, record, serverScope, sleep, testLimits, u32be, waitFor } from './helpers';
 
 const PROG = 0x20000001;
 const MiB = 1024 * 1024;
@@ -18,7 +19,7 @@ const bigCall = (xid: number) => record(callMsg(xid, PROG, 3, 8, u32be(MiB)));
 
 describe('ONC RPC server: replies not read by the client', function () {
   this.timeout(30_000);
-  const { newServer, socks } = serverScope();
+  const { newServer, socks, servers } = serverScope();
   async function rawSocket(port: number, localAddress?: string): Promise<net.Socket> {
     const sock = net.connect({ port, host: '127.0.0.1', localAddress });
     sock.on('error', () => undefined);
@@ -223,6 +224,39 @@ describe('ONC RPC server: replies not read by the client', function () {
     await waitFor(() => !server.overBudget);
     assert.equal(a.closed, false);
     prog.release();
+  });
+
+  it('an address no export admits may send only small records: its partial 1 MiB records cannot fill the read budget', async () => {
+    const prog = new TestProgram();
+    const metrics = new DropCounter();
+    const server = new RpcServer({
+      limits: testLimits({ maxBufferedBytes: 4 * MiB, idleRecordTimeoutMs: 60_000 }),
+      log: silentLogger(),
+      metrics,
+      admitsLargeRecords: (a) => a === '127.0.0.1',
+    });
+    servers.push(server);
+    const port = (await server.listenTcp('127.0.0.1', 0, [prog])).port;
+    // from an address no export admits: a small call is answered, a record header over the small
+    // limit closes the connection before anything is buffered
+    const outsider = await rawSocket(port, '127.0.0.2');
+    const got = new Promise<Buffer>((r) => outsider.once('data', r));
+    outsider.write(record(callMsg(7, PROG, 3, 1, Buffer.alloc(1000))));
+    assert.equal((await got).readUInt32BE(4), 7);
+    const big = record(callMsg(8, PROG, 3, 1, Buffer.alloc(SMALL_RECORD_BYTES + 1)));
+    const closed = new Promise<void>((r) => outsider.once('close', () => r()));
+    outsider.write(big.subarray(0, 4096));
+    await closed;
+    assert.equal(metrics.count('record-too-large'), 1);
+    assert.equal(server.heldBytes, 0);
+    // an admitted client may hold a partial record of that size (it is finishing a WRITE)
+    const member = await rawSocket(port, '127.0.0.1');
+    member.write(big.subarray(0, big.length - 10));
+    await waitFor(() => server.heldBytes === big.length - 10 - 4);
+    const answered = new Promise<Buffer>((r) => member.once('data', r));
+    member.write(big.subarray(big.length - 10));
+    assert.equal((await answered).readUInt32BE(4), 8);
+    assert.equal(metrics.count('record-too-large'), 1);
   });
 
   it('refuses connections over maxConnectionsPerClient from one address; other addresses are served', async () => {
