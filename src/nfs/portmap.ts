@@ -96,6 +96,7 @@ export class PortmapProgram implements RpcProgram {
   }
 
   async handle(ctx: RpcCallContext, args: Reader): Promise<ProgramResult> {
+    if (listsOverUdpFromAfar(ctx)) return { kind: 'drop' };
     return ctx.vers === 2 ? this.v2(ctx, args) : this.rpcb(ctx, args);
   }
 
@@ -236,6 +237,17 @@ export class PortmapProgram implements RpcProgram {
         return { kind: 'proc_unavail' };
     }
   }
+}
+
+/**
+ * DUMP (v2, v3, v4) and GETADDRLIST (v4) over UDP from anywhere but loopback: dropped. Their replies
+ * are many times the size of the call, so a forged source address would turn the portmapper into an
+ * amplifier aimed at a third party. Over TCP (where a source cannot be forged; `rpcinfo -p` asks
+ * there) and from loopback they are answered; GETPORT/GETADDR, which clients mount with, always.
+ */
+function listsOverUdpFromAfar(ctx: RpcCallContext): boolean {
+  if (ctx.transport !== 'udp' || isLoopback(ctx.remoteAddress)) return false;
+  return ctx.proc === 4 || (ctx.vers === 4 && ctx.proc === 11);
 }
 
 function ok(out: XdrOut): ProgramResult {

@@ -115,6 +115,23 @@ describe('portmapper / rpcbind', function () {
     assert.ok(pm.registrations().some((x) => x.prog === 100003));
   });
 
+  it('DUMP and GETADDRLIST over UDP from afar are dropped (no amplifier for forged sources); over TCP and from loopback answered', async () => {
+    const afar: RpcCallContext = { xid: 1, prog: 100000, vers: 2, proc: 4, flavor: 0, remoteAddress: '10.1.2.3', remotePort: 1000, transport: 'udp' };
+    assert.equal((await pm.handle(afar, new Reader(new Uint8Array(0)))).kind, 'drop');
+    assert.equal((await pm.handle({ ...afar, vers: 3 }, new Reader(new Uint8Array(0)))).kind, 'drop');
+    assert.equal((await pm.handle({ ...afar, vers: 4 }, new Reader(new Uint8Array(0)))).kind, 'drop');
+    const addrList = new Reader(Buffer.concat([u32be(100003, 3, 0, 0, 0)]));
+    assert.equal((await pm.handle({ ...afar, vers: 4, proc: 11 }, addrList)).kind, 'drop');
+    // GETPORT from afar over UDP is answered (it is how clients find the service)
+    const gp = await pm.handle({ ...afar, proc: 3 }, new Reader(u32be(100000, 2, 17, 0)));
+    assert.equal(gp.kind, 'success');
+    // the same DUMP over TCP, or over UDP from loopback, is answered with the list
+    const tcp = await pm.handle({ ...afar, transport: 'tcp' }, new Reader(new Uint8Array(0)));
+    assert.ok(tcp.kind === 'success' && tcp.body.length > 4);
+    const local = parseReply(await udpCall(port, callMsg(9, 100000, 2, 4)));
+    assert.ok(body(local).length > 4);
+  });
+
   it('truncated arguments are GARBAGE_ARGS', async () => {
     const r = parseReply(await udpCall(port, callMsg(1, 100000, 2, 3, u32be(100003))));
     assert.equal(r.kind === 'accepted' && r.stat, 4);
