@@ -202,8 +202,10 @@ function handleHeartbeatResp(core: CoreState, m: Message): void {
       maybeCommit(core);
       if (core.role !== Role.Leader) return;
       if (pr.id === core.leadTransferee && pr.match === core.log.lastIndex()) sendTimeoutNow(core, pr.id);
-    } else if (pr.state === ProgressState.Replicate && m.context === pr.hbSeq && pr.match < pr.hbNext - 1) {
-      // App messages sent before this heartbeat were not received (lost): resend from match
+    } else if (pr.state === ProgressState.Replicate && m.context === pr.hbSeq && pr.match < pr.prevHbNext - 1) {
+      // App messages sent before the previous heartbeat round have still not arrived when this round
+      // is answered: lost, resend from match. (Not those sent before this round only: the transport
+      // sends entries on their own lane, which heartbeats overtake, so they may still be on the way.)
       pr.becomeProbe();
     }
   }
@@ -291,6 +293,7 @@ function bcastHeartbeat(core: CoreState): void {
   for (const pr of core.prs.values()) {
     if (pr.id === core.id) continue;
     pr.hbSeq = seq;
+    pr.prevHbNext = pr.hbNext;
     pr.hbNext = pr.next;
     core.msgs.push({
       type: MsgType.Heartbeat,

@@ -94,9 +94,11 @@ export class Progress {
   restoring = false;
   /** highest heartbeat sequence number the follower echoed this term (ReadIndex / lease) */
   ackedSeq = 0;
-  /** last heartbeat round sent to the follower and `next` at that time (lost-App detection) */
+  /** last heartbeat round sent to the follower and `next` at that time, and `next` when the round
+   * before it was sent (lost-App detection; 0: no round since the last state change) */
   hbSeq = 0;
   hbNext = 0;
+  prevHbNext = 0;
   /** commit index last sent in an App, so a commit advance is told without duplicates */
   sentCommit = 0;
   readonly inflights: Inflights;
@@ -107,6 +109,7 @@ export class Progress {
   }
 
   becomeProbe(): void {
+    this.hbNext = this.prevHbNext = 0;
     if (this.state === ProgressState.Snapshot) {
       this.next = Math.max(this.match + 1, this.pendingSnapshot + 1);
     } else {
@@ -120,6 +123,7 @@ export class Progress {
   }
 
   becomeReplicate(): void {
+    this.hbNext = this.prevHbNext = 0;
     this.state = ProgressState.Replicate;
     this.next = this.match + 1;
     this.probeSent = false;
@@ -129,6 +133,7 @@ export class Progress {
   }
 
   becomeSnapshot(index: number): void {
+    this.hbNext = this.prevHbNext = 0;
     this.state = ProgressState.Snapshot;
     this.pendingSnapshot = index;
     this.snapAcked = 0;
