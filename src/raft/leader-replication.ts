@@ -236,7 +236,12 @@ export function sendAppend(core: CoreState, pr: Progress, forceCommit: boolean):
       // nothing new: tell the commit index if the follower does not know it yet
       const probe = pr.state === ProgressState.Probe && pr.match < prevIndex;
       if (forceCommit || probe || pr.sentCommit < Math.min(core.log.committed, pr.match)) {
-        sendApp(core, pr, prevIndex, prevTerm, []);
+        // in Replicate, a commit-only App names the follower's match as its previous entry, not the
+        // last entry sent: it travels on the transport's control lane and may overtake the appends
+        // still on their way, which would make the follower reject it (and the leader resend them)
+        const mt = pr.state === ProgressState.Replicate && !probe ? core.log.term(pr.match) : undefined;
+        if (mt !== undefined) sendApp(core, pr, pr.match, mt, []);
+        else sendApp(core, pr, prevIndex, prevTerm, []);
       }
       return;
     }
