@@ -238,8 +238,9 @@ export function sendAppend(core: CoreState, pr: Progress, forceCommit: boolean):
       if (forceCommit || probe || pr.sentCommit < Math.min(core.log.committed, pr.match)) {
         // in Replicate, a commit-only App names the follower's match as its previous entry, not the
         // last entry sent: it travels on the transport's control lane and may overtake the appends
-        // still on their way, which would make the follower reject it (and the leader resend them)
-        const mt = pr.state === ProgressState.Replicate && !probe ? core.log.term(pr.match) : undefined;
+        // still on their way, which would make the follower reject it (and the leader resend them).
+        // (Not a forced one: a leader stepping down wants the commit known as far as it can get.)
+        const mt = pr.state === ProgressState.Replicate && !probe && !forceCommit ? core.log.term(pr.match) : undefined;
         if (mt !== undefined) sendApp(core, pr, pr.match, mt, []);
         else sendApp(core, pr, prevIndex, prevTerm, []);
       }
