@@ -53,11 +53,11 @@ export interface StoreStateMachineOptions {
 }
 
 export class StoreStateMachine implements StateMachine {
-  private pauseAfter = Number.POSITIVE_INFINITY;
-  private resume: Promise<void> = Promise.resolve();
   private readonly digests = new Map<number, (StoreDigest & { index: number }) | { error: string }>();
-  /** applies queued behind a pause (later ones queue behind them until they ran: order) */
-  private held = 0;
+  /** the last `verify` digest handed over, settled once it is done (never rejects); undefined when
+   * none is running or queued: every entry after it (ops and further `verify` entries alike) waits
+   * for it, in order */
+  private barrier: Promise<undefined> | undefined;
 
   constructor(
     public store: LevelBlockStore,
@@ -74,16 +74,22 @@ export class StoreStateMachine implements StateMachine {
       this.o.onMembers?.(cmd.members, e.index);
       return undefined;
     }
-    if (cmd.kind === 'verify') return this.verifyAt(e.index);
-    if (e.index > this.pauseAfter || this.held > 0) {
-      const index = e.index;
-      this.held++;
-      return this.resume.then(() => {
-        this.held--;
-        return this.store.apply(index, cmd.op, cmd.requestKey);
+    const index = e.index;
+    if (cmd.kind === 'verify') {
+      // a digest waits for the one before it (and the ops between them, queued behind that one):
+      // two digests at once would each see the other's held ops applied mid-walk, and the later one
+      // could release its ops before the earlier one released theirs (a skipped op: a replay)
+      const prev = this.barrier;
+      const done: Promise<undefined> = prev ? prev.then(() => this.verifyAt(index)) : this.verifyAt(index);
+      this.barrier = done;
+      void done.then(() => {
+        if (this.barrier === done) this.barrier = undefined;
       });
+      return done;
     }
-    return this.store.apply(e.index, cmd.op, cmd.requestKey);
+    const barrier = this.barrier;
+    if (barrier) return barrier.then(() => this.store.apply(index, cmd.op, cmd.requestKey));
+    return this.store.apply(index, cmd.op, cmd.requestKey);
   }
 
   appliedIndex(): number {
@@ -138,26 +144,17 @@ export class StoreStateMachine implements StateMachine {
    * A `verify` entry at `index`: entries after it wait (in order) while the store, now at exactly
    * this index, is digested; then they go on. The digest is kept for `digestAt(index)`.
    */
-  private verifyAt(index: number): Promise<undefined> {
-    this.pauseAfter = index;
-    let release!: () => void;
-    this.resume = new Promise<void>((r) => (release = r));
-    const done = (async () => {
-      try {
-        // everything before this entry was handed to the store already (in order): wait for it
-        await this.store.sync();
-        const d = await storeDigest(this.store);
-        this.digests.set(index, { ...d, index });
-      } catch (e) {
-        this.digests.set(index, { error: (e as Error).message });
-      } finally {
-        this.pauseAfter = Number.POSITIVE_INFINITY;
-        release();
-      }
-      while (this.digests.size > 8) this.digests.delete(this.digests.keys().next().value!);
-      return undefined;
-    })();
-    return done;
+  private async verifyAt(index: number): Promise<undefined> {
+    try {
+      // everything before this entry was handed to the store already (in order): wait for it
+      await this.store.sync();
+      const d = await storeDigest(this.store);
+      this.digests.set(index, { ...d, index });
+    } catch (e) {
+      this.digests.set(index, { error: (e as Error).message });
+    }
+    while (this.digests.size > 8) this.digests.delete(this.digests.keys().next().value!);
+    return undefined;
   }
 
   /** the digest taken at a `verify` entry, once it is done */
