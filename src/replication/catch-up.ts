@@ -18,6 +18,10 @@ import type { ClusterMember } from './cluster-config';
 
 const HELLO_MAX = 1024;
 const HELLO_TIMEOUT_MS = 5000;
+/** a snapshot stream on which no byte moved for this long is given up, on both ends: a peer that
+ * stopped (SIGSTOP, a partition that drops packets without a reset) must not hold a restore (and
+ * the follower's Ready loop) or a sender's stream slot and store snapshot forever */
+export const SNAPSHOT_IDLE_MS = 60_000;
 
 function mac(secret: Buffer | undefined, clusterId: string, nonce: string): string {
   if (!secret) return '';
@@ -33,6 +37,8 @@ export interface SnapshotServerOptions {
   log: Logger;
   /** streams served at once (default 2) */
   maxStreams?: number;
+  /** give a stream up when no byte could be sent for this long (default SNAPSHOT_IDLE_MS) */
+  idleMs?: number;
 }
 
 export class SnapshotServer {
@@ -103,6 +109,9 @@ export class SnapshotServer {
   private async serve(sock: net.Socket): Promise<void> {
     this.active++;
     const t0 = Date.now();
+    const idleMs = this.o.idleMs ?? SNAPSHOT_IDLE_MS;
+    // (destroying the socket fails the write waiting for 'drain', or the end waiting for the flush)
+    sock.setTimeout(idleMs, () => sock.destroy(new Error(`snapshot receiver read nothing for ${idleMs} ms`)));
     try {
       const r = await writeSnapshot(this.o.store(), sock);
       await new Promise<void>((res) => sock.end(() => res()));
@@ -137,6 +146,8 @@ export interface FetchOptions {
   open: () => Promise<LevelBlockStore>;
   /** give up after this long in all (default 1 h) */
   timeoutMs?: number;
+  /** give a source up when no byte arrived from it for this long (default SNAPSHOT_IDLE_MS) */
+  idleMs?: number;
 }
 
 /** Stream a store snapshot from the first source that has one at `minIndex` or later and open it. */
@@ -170,16 +181,32 @@ export async function fetchStoreSnapshot(o: FetchOptions): Promise<LevelBlockSto
 function fetchFrom(src: ClusterMember, o: FetchOptions): Promise<SnapshotRestoreResult> {
   return new Promise<SnapshotRestoreResult>((resolve, reject) => {
     const sock = net.connect({ host: src.snapshot.host, port: src.snapshot.port });
+    const idleMs = o.idleMs ?? SNAPSHOT_IDLE_MS;
+    let streaming = true;
+    // connecting, or streaming: a source that sends nothing for idleMs is given up (once the stream
+    // ended, the local sync and swap take as long as they take)
+    sock.setTimeout(idleMs, () => {
+      if (streaming) sock.destroy(new Error(`no snapshot bytes from node ${src.id} for ${idleMs} ms`));
+    });
     sock.once('error', reject);
     sock.once('connect', () => {
+      // from here on the restore's outcome is the attempt's: a stream error fails the restore (its
+      // iterator throws), which cleans up its directory before the next attempt may start one
+      sock.off('error', reject);
+      sock.on('error', () => undefined);
       const nonce = randomBytes(16).toString('hex');
       sock.write(`${JSON.stringify({ cluster: o.clusterId, nonce, mac: mac(o.secret, o.clusterId, nonce) })}\n`);
       async function* counted(): AsyncIterable<Buffer> {
         let bytes = 0;
-        for await (const c of sock) {
-          bytes += (c as Buffer).length;
-          o.onProgress?.(bytes);
-          yield c as Buffer;
+        try {
+          for await (const c of sock) {
+            bytes += (c as Buffer).length;
+            o.onProgress?.(bytes);
+            yield c as Buffer;
+          }
+        } finally {
+          streaming = false;
+          sock.setTimeout(0);
         }
       }
       restoreSnapshot(o.dataDir, counted()).then(
