@@ -245,7 +245,12 @@ export async function startClusterNode(config: HanfsConfig, opts: { log?: Logger
     name: mountBase.name,
     procName: (v, p) => mountBase.procName(v, p),
     isNonIdempotent: (v, p) => mountBase.isNonIdempotent?.(v, p) ?? false,
-    handle: (ctx, args) => (gate.serving() ? mountBase.handle(ctx, args) : Promise.resolve({ kind: 'drop' as const })),
+    // (and its answer leaves only while it still serves)
+    handle: async (ctx, args) => {
+      if (!gate.serving()) return { kind: 'drop' as const };
+      const r = await mountBase.handle(ctx, args);
+      return gate.serving() ? r : { kind: 'drop' as const };
+    },
   };
   const host = config.listen.host;
 

@@ -151,6 +151,15 @@ export function createNfs3Program<E extends ExportRef = ExportConfig>(deps: Nfs3
       rotateWriteVerifier(deps.verifier, 'op-failed');
       log?.warn({ proc: NFS3_PROC_NAMES[proc], xid: ctx.xid }, 'nfs3: mutation failed in the store; write verifier rotated');
     }
+    // the answer leaves only while this node still serves: a call that outlived this node's lease
+    // or leadership while it ran (a slow disk, an event-loop stall that delayed the release of the
+    // service address) gets none, as one that arrived then would; the client retransmits to the
+    // next leader (a mutation's outcome is in the log, and the replicated request record answers it)
+    if (deps.gate && !deps.gate.serving()) {
+      const data = proc === READ && res.status === Nfs3Status.OK ? (res as m.Nfsv3ReadResponse).resok?.data : undefined;
+      if (data !== undefined && data.length >= ZERO_COPY_MIN) core.store.releaseRead?.(data);
+      return DROP;
+    }
     onStatus?.(NFS3_PROC_NAMES[proc], res.status);
     const enc = core.enc;
     const w = enc.writer;
