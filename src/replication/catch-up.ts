@@ -101,6 +101,11 @@ export class SnapshotServer {
         sock.destroy();
         return;
       }
+      // (counted again here: connections accepted together all passed the check at accept)
+      if (this.active >= (this.o.maxStreams ?? 2)) {
+        sock.destroy();
+        return;
+      }
       void this.serve(sock);
     };
     sock.on('data', onData);

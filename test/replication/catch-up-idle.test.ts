@@ -87,4 +87,48 @@ describe('catch-up: a snapshot peer that stops', function () {
     assert.ok(bytes < 16 << 20, `the whole snapshot was sent (${bytes} bytes)`);
     assert.equal(server.served, 0);
   });
+
+  it('the sender streams to at most maxStreams receivers at once, however many ask together', async () => {
+    const dir = tmpDir('catchup-streams-src');
+    const store: LevelBlockStore = await openStore(dir);
+    cleanup.push(async () => {
+      await store.close().catch(() => undefined);
+      rmDir(dir);
+    });
+    const c = await store.apply(1, { kind: 'create', time: { sec: 1, nsec: 0 }, cred: ROOT, dir: store.rootFileId, name: 'big', mode: 'unchecked', attrs: { mode: 0o644 } });
+    const file = (c as unknown as { obj: { fileid: number } }).obj.fileid;
+    await store.apply(2, { kind: 'write', time: { sec: 2, nsec: 0 }, cred: ROOT, file, offset: 0, data: Buffer.alloc(16 << 20, 0x5a), stable: 2 });
+    const server = new SnapshotServer({ host: '127.0.0.1', port: 0, clusterId: 'c', store: () => store, log, maxStreams: 1, idleMs: 2000 });
+    await server.start();
+    cleanup.push(() => server.stop());
+    // four receivers connect, then all send their hello at once and read nothing
+    const socks = await Promise.all(
+      [0, 1, 2, 3].map(
+        () =>
+          new Promise<net.Socket>((r) => {
+            const s = net.connect({ host: '127.0.0.1', port: server.port }, () => r(s));
+            s.on('error', () => undefined);
+            s.pause();
+          }),
+      ),
+    );
+    cleanup.push(() => socks.forEach((s) => s.destroy()));
+    for (const s of socks) s.write(`${JSON.stringify({ cluster: 'c', nonce: '00', mac: '' })}\n`);
+    await new Promise((r) => setTimeout(r, 500));
+    // a refused one was closed at once (its socket ends without a byte); a served one got bytes
+    const got = await Promise.all(
+      socks.map(
+        (s) =>
+          new Promise<number>((r) => {
+            let n = 0;
+            const done = () => r(n);
+            s.on('data', (b: Buffer) => (n += b.length));
+            s.once('close', done);
+            setTimeout(done, 300);
+            s.resume();
+          }),
+      ),
+    );
+    assert.equal(got.filter((n) => n > 0).length, 1, `bytes per receiver: ${got.join(', ')}`);
+  });
 });
