@@ -76,6 +76,7 @@ export class SnapshotServer {
     }
     let buf = Buffer.alloc(0);
     const timer = setTimeout(() => sock.destroy(), HELLO_TIMEOUT_MS);
+    sock.once('close', () => clearTimeout(timer)); // (stop() destroys the sockets: no timer outlives them)
     const onData = (c: Buffer) => {
       buf = Buffer.concat([buf, c]);
       const nl = buf.indexOf(10);

@@ -131,4 +131,26 @@ describe('catch-up: a snapshot peer that stops', function () {
     );
     assert.equal(got.filter((n) => n > 0).length, 1, `bytes per receiver: ${got.join(', ')}`);
   });
+
+  it('stop() leaves no timer behind for a connection that never sent its hello', async () => {
+    const dir = tmpDir('catchup-stop');
+    const store: LevelBlockStore = await openStore(dir);
+    cleanup.push(async () => {
+      await store.close().catch(() => undefined);
+      rmDir(dir);
+    });
+    const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const server = new SnapshotServer({ host: '127.0.0.1', port: 0, clusterId: 'c', store: () => store, log });
+    await server.start();
+    const before = timers();
+    const sock = net.connect({ host: '127.0.0.1', port: server.port });
+    sock.on('error', () => undefined);
+    await new Promise<void>((r) => sock.once('connect', () => r()));
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(timers(), before + 1, 'the hello timer runs');
+    await server.stop();
+    await new Promise<void>((r) => (sock.destroyed ? r() : sock.once('close', () => r())));
+    await new Promise((r) => setImmediate(r));
+    assert.equal(timers(), before, 'no timer left after stop()');
+  });
 });
