@@ -62,4 +62,29 @@ describe('replication: StoreStateMachine', function () {
       assert.equal(firstDifference({ ...want, index: at }, d as typeof want), undefined, `digest at ${at}`);
     }
   });
+
+  it('a later verify digest that finishes first does not let its ops overtake the earlier one\'s (no op skipped)', async () => {
+    const store = await open();
+    const root = store.rootFileId;
+    // the first digest is slow (its sync), the second one is not
+    const sync = store.sync.bind(store);
+    let syncs = 0;
+    store.sync = async (f?: number) => {
+      if (syncs++ === 0) await new Promise((r) => setTimeout(r, 300));
+      return sync(f);
+    };
+    const sm = new StoreStateMachine(store, { nodeId: 1 });
+    const log: Entry[] = [
+      entry(1, { kind: 'op', op: create(root, 'a', 1) }),
+      entry(2, { kind: 'verify' }),
+      entry(3, { kind: 'op', op: create(root, 'b', 2) }),
+      entry(4, { kind: 'verify' }),
+      entry(5, { kind: 'op', op: create(root, 'c', 3) }),
+    ];
+    await Promise.all(log.map((e) => sm.apply(e)));
+    // (before: 'c' at 5 ran first, and 'b' at 3 was then taken for a replay of an applied op)
+    const found = await Promise.all(['a', 'b', 'c'].map(async (n) => (await store.lookup(root, n)).status));
+    assert.deepEqual(found, [0, 0, 0]);
+    assert.equal(store.appliedIndex, 5);
+  });
 });
