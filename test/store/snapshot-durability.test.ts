@@ -20,18 +20,23 @@ interface Syscall {
   result: string;
 }
 
-/** the calls of an `strace -f` output, "unfinished ... resumed" pairs joined, in completion order */
+/** the calls of an `strace -f` output, "unfinished ... resumed" pairs joined, in completion order
+ * (a close in the order it started) */
 function parseStrace(text: string): Syscall[] {
   const pending = new Map<string, string>(); // pid/name -> args so far
   const out: Syscall[] = [];
   for (const line of text.split('\n')) {
     let m = /^(\d+)\s+(\w+)\((.*) <unfinished \.\.\.>$/.exec(line);
     if (m) {
-      pending.set(`${m[1]}/${m[2]}`, m[3]);
+      // a close gives its descriptor up when it starts: another thread's open may get the same number
+      // (and be printed) before this close is printed as finished. So a close counts where it starts.
+      if (m[2] === 'close') out.push({ pid: m[1], name: 'close', args: m[3], result: '0' });
+      else pending.set(`${m[1]}/${m[2]}`, m[3]);
       continue;
     }
     m = /^(\d+)\s+<\.\.\. (\w+) resumed>(.*)\)\s+= (.*)$/.exec(line);
     if (m) {
+      if (m[2] === 'close') continue; // counted where it started
       const start = pending.get(`${m[1]}/${m[2]}`) ?? '';
       pending.delete(`${m[1]}/${m[2]}`);
       out.push({ pid: m[1], name: m[2], args: start + m[3], result: m[4] });
