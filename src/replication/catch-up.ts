@@ -13,7 +13,7 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import * as net from 'node:net';
 import type { Logger } from '../log';
 import type { LevelBlockStore } from '../store/block-store';
-import { restoreSnapshot, writeSnapshot, type SnapshotRestoreResult } from '../store/snapshot';
+import { restoreSnapshot, SnapshotTooOldError, writeSnapshot, type SnapshotRestoreResult } from '../store/snapshot';
 import type { ClusterMember } from './cluster-config';
 
 const HELLO_MAX = 1024;
@@ -164,10 +164,6 @@ export async function fetchStoreSnapshot(o: FetchOptions): Promise<LevelBlockSto
       try {
         const r = await fetchFrom(src, o);
         const index = r.index;
-        if (index < o.minIndex) {
-          o.log.warn({ from: src.id, index, want: o.minIndex }, 'snapshot older than the log needs; trying another node');
-          continue;
-        }
         const opening = Date.now();
         const store = await o.open();
         o.log.info(
@@ -176,7 +172,10 @@ export async function fetchStoreSnapshot(o: FetchOptions): Promise<LevelBlockSto
         );
         return store;
       } catch (e) {
-        o.log.warn({ from: src.id, err: (e as Error).message }, 'snapshot fetch failed');
+        // (a source whose snapshot is older than the log needs is refused at the stream's header,
+        // before anything of it replaced this node's store)
+        if (e instanceof SnapshotTooOldError) o.log.warn({ from: src.id, index: e.index, want: o.minIndex }, 'snapshot older than the log needs; trying another node');
+        else o.log.warn({ from: src.id, err: (e as Error).message }, 'snapshot fetch failed');
       }
     }
     await new Promise((r) => setTimeout(r, Math.min(5000, 200 * 2 ** round)));
@@ -215,7 +214,7 @@ function fetchFrom(src: ClusterMember, o: FetchOptions): Promise<SnapshotRestore
           sock.setTimeout(0);
         }
       }
-      restoreSnapshot(o.dataDir, counted()).then(
+      restoreSnapshot(o.dataDir, counted(), { minIndex: o.minIndex }).then(
         (r) => {
           sock.destroy();
           resolve(r);

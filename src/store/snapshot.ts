@@ -143,6 +143,20 @@ export interface SnapshotRestoreOptions {
   /** bytes of DATA frames held until their writes are done (default RESTORE_BUFFER_BYTES); past it
    * the stream is not read on until writes finish */
   bufferBytes?: number;
+  /** refuse a snapshot of an index below this one as soon as its header is read (SnapshotTooOldError),
+   * before a byte of it is stored: a lagging source's snapshot is of no use to a node that needs the
+   * log after this index */
+  minIndex?: number;
+}
+
+/** The stream's snapshot is older than SnapshotRestoreOptions.minIndex: nothing was stored. */
+export class SnapshotTooOldError extends Error {
+  constructor(
+    readonly index: number,
+    readonly minIndex: number,
+  ) {
+    super(`snapshot at index ${index} is older than the ${minIndex} needed`);
+  }
 }
 
 /** How a snapshot treats a LevelDB key: 'send' (replicated state) or 'skip' (node-local). Throws for a
@@ -566,6 +580,7 @@ export async function restoreSnapshot(
     const version = header.readUInt32BE(8);
     if (version !== SNAPSHOT_VERSION) throw new Error(`snapshot stream format ${version} not supported (${SNAPSHOT_VERSION})`);
     const index = readU64BE(header, 12);
+    if (opts.minIndex !== undefined && index < opts.minIndex) throw new SnapshotTooOldError(index, opts.minIndex);
     hash.update(header);
 
     let batch: { type: 'put'; key: Buffer; value: Buffer }[] = [];

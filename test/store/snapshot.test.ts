@@ -13,6 +13,7 @@ import {
   MAX_FRAME_BODY,
   SNAPSHOT_MAGIC,
   SNAPSHOT_VERSION,
+  SnapshotTooOldError,
   finishInterruptedRestore,
   restoreSnapshot,
   writeSnapshot,
@@ -322,6 +323,45 @@ describe('store: snapshots', function () {
         assert.deepEqual(await storeChecksum(g), await storeChecksum(h.store));
       } finally {
         await g.close();
+      }
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('a snapshot older than minIndex is refused at its header: nothing stored, the stream not read on, the old store kept', async () => {
+    const h = await Harness.open(tmp('snap-old'));
+    try {
+      await populate(h, 4);
+      const work = tmp('snap-old-work');
+      const file = path.join(work, 'snap');
+      const { index } = await snapshotToFile(h, file);
+      const good = fs.readFileSync(file);
+      const target = path.join(work, 'existing');
+      await restoreSnapshot(target, chunked(good, 65536), { minIndex: index }); // (its own index will do)
+      const before = await openStore(target);
+      const want = await storeChecksum(before);
+      await before.close();
+      let served = 0;
+      async function* counting(): AsyncIterable<Buffer> {
+        for (let off = 0; off < good.length; off += 4096) {
+          served += Math.min(4096, good.length - off);
+          yield good.subarray(off, off + 4096);
+        }
+      }
+      await assert.rejects(restoreSnapshot(target, counting(), { minIndex: index + 1 }), (e: unknown) => {
+        assert.ok(e instanceof SnapshotTooOldError);
+        assert.equal(e.index, index);
+        assert.equal(e.minIndex, index + 1);
+        return true;
+      });
+      assert.ok(served <= 8192, `read ${served} of ${good.length} bytes of a refused stream`);
+      assert.ok(!fs.existsSync(target + '.incoming'), 'no leftovers');
+      const after = await openStore(target);
+      try {
+        assert.deepEqual(await storeChecksum(after), want);
+      } finally {
+        await after.close();
       }
     } finally {
       await h.close();
