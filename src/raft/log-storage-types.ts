@@ -84,6 +84,9 @@ export interface Segment {
   file: string;
   fd: number;
   size: number;
+  /** the seed of its records' checksums: from the salt in its header (version 2), or NO_SALT_SEED
+   * (version 1, written before segments had a salt) */
+  seed: number;
 }
 
 export const noopLogger: StorageLogger = { info() {}, warn() {}, error() {} };

@@ -26,7 +26,9 @@ import { lockLogDir, unlockLogDir } from './log-dir-lock';
 import { LogEntryCache } from './log-entry-cache';
 import { LogStorageOptions, StorageFailedError, StorageIo, StorageLogger, StorageStats, noopLogger } from './log-storage-types';
 import {
+  BASE_RECORD_BYTES,
   BaseRecord,
+  HARD_STATE_RECORD_BYTES,
   RECORD_HEADER_BYTES,
   RecordType,
   SegmentHeaderRecord,
@@ -233,9 +235,9 @@ export class LogStorage implements LogReader {
       for (let k = skip; k < entries.length; k++) {
         const e = entries[k];
         const prevTerm = this.term(e.index - 1)!;
-        const rec = encodeEntryRecord(e.index, e.term, prevTerm, e.type, e.data);
-        const pos = this.writer.emit(rec.head, rec.data);
-        this.index.push(e.index, e.term, pos.seq, pos.off, rec.length - RECORD_HEADER_BYTES);
+        const payload = ENTRY_FIXED_BYTES + e.data.length;
+        const pos = this.writer.emit(RECORD_HEADER_BYTES + payload, (seed) => encodeEntryRecord(e.index, e.term, prevTerm, e.type, e.data, seed));
+        this.index.push(e.index, e.term, pos.seq, pos.off, payload);
         this.cache.put(e.index, e);
         this.commit.entriesWritten++;
       }
@@ -252,7 +254,7 @@ export class LogStorage implements LogReader {
     if (hs.term < this.hs.term) throw new RangeError(`setHardState: term goes back ${this.hs.term} -> ${hs.term}`);
     for (const v of [hs.term, hs.vote, hs.commit]) if (!Number.isSafeInteger(v) || v < 0) throw new RangeError('setHardState: bad value');
     try {
-      this.writer.emit(encodeHardStateRecord(hs));
+      this.writer.emit(HARD_STATE_RECORD_BYTES, (seed) => encodeHardStateRecord(hs, seed));
       this.writer.maybeFlush();
     } catch (e) {
       throw this.fail(e, 'setHardState');
@@ -348,7 +350,7 @@ export class LogStorage implements LogReader {
 
   private writeBase(r: BaseRecord): void {
     try {
-      this.writer.emit(encodeBaseRecord(r));
+      this.writer.emit(BASE_RECORD_BYTES, (seed) => encodeBaseRecord(r, seed));
       this.writer.maybeFlush();
     } catch (e) {
       throw this.fail(e, 'base');
@@ -419,7 +421,7 @@ export class LogStorage implements LogReader {
     const single = j === i + 1;
     for (let k = i; k < j; k++) {
       const off = idx.off(k) - start;
-      const r = parseRecord(buf, off, off + RECORD_HEADER_BYTES + idx.len(k), this.maxRecordBytes);
+      const r = parseRecord(buf, off, off + RECORD_HEADER_BYTES + idx.len(k), this.maxRecordBytes, seg.seed);
       if (!r.ok || r.type !== RecordType.Entry) throw this.fail(new Error(`entry ${k} unreadable (${r.ok ? 'type' : r.reason}) in segment ${seq} at ${idx.off(k)}`), 'read');
       const h = decodeEntryHead(buf, r.payloadStart, r.payloadEnd);
       if (h.index !== k || h.term !== idx.term(k)) throw this.fail(new Error(`entry ${k} mismatch on disk`), 'read');
@@ -445,6 +447,12 @@ export class LogStorage implements LogReader {
     this.base = r.base;
     this.hs = r.hardState;
     if (this.writer.segments.length === 0) this.writer.createSegment(1);
+    else if (this.writer.currentUnsalted) {
+      // the newest segment is of version 1 (no salt): new records go to a new, salted segment, so
+      // that a torn record's data can no longer pass for a valid record from the first restart on
+      this.writer.roll();
+      this.log.info({ segment: this.writer.cur.seq }, 'raft log: new segment in the salted format (version 2) after a version 1 segment');
+    }
     this.log.info(
       { dir: this.dir, firstIndex: this.base.index + 1, lastIndex: this.base.index + this.index.length, segments: this.writer.segments.length, hardState: this.hs },
       'raft log opened',

@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { LogCorruptionError, Segment, StorageLogger, StorageStats } from './log-storage-types';
 import {
+  NO_SALT_SEED,
   RecordType,
   allZero,
   anyValidRecordAfter,
@@ -71,8 +72,12 @@ export async function recoverSegments(o: SegmentRecoveryOptions): Promise<Recove
     let off = 0;
     let records = 0;
     let zeroTail = false;
+    // the header record is checked without a salt; the records after it with the seed of the salt in
+    // it (version 2) or without one (version 1). A segment whose header is damaged: salt unknown,
+    // the scan after the damage checks without one.
+    let seed = NO_SALT_SEED;
     while (off < buf.length) {
-      const r = parseRecord(buf, off, buf.length, maxRecordBytes);
+      const r = parseRecord(buf, off, buf.length, maxRecordBytes, records === 0 ? NO_SALT_SEED : seed);
       if (!r.ok) {
         if (isLast && allZero(buf, off, buf.length)) {
           // preallocated space never written (or never reached the disk): the end of the log.
@@ -81,7 +86,7 @@ export async function recoverSegments(o: SegmentRecoveryOptions): Promise<Recove
           break;
         }
         if (!isLast) corrupt(`segment ${seq} damaged at offset ${off} (${r.reason}) and later segments exist`);
-        const later = anyValidRecordAfter(buf, off + 1, buf.length, maxRecordBytes);
+        const later = anyValidRecordAfter(buf, off + 1, buf.length, maxRecordBytes, seed);
         if (later >= 0)
           corrupt(
             `segment ${seq} damaged at offset ${off} (${r.reason}) with valid records after it (offset ${later}); ` +
@@ -118,7 +123,8 @@ export async function recoverSegments(o: SegmentRecoveryOptions): Promise<Recove
               }
             }
             hs = h.hardState;
-            segments.push({ seq, file, fd: -1, size: 0 });
+            seed = h.seed;
+            segments.push({ seq, file, fd: -1, size: 0, seed });
             firstSeg = false;
             break;
           }

@@ -8,7 +8,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Segment, StorageIo, StorageLogger, StorageStats, noteFsync } from './log-storage-types';
-import { SegmentHeaderRecord, encodeSegmentHeader } from './segment-format';
+import { EntryRecordParts, NO_SALT_SEED, SegmentHeaderRecord, encodeSegmentHeader, newSegmentSalt, saltSeed } from './segment-format';
 import { segName } from './segment-files';
 import { SegmentPreallocator } from './segment-preallocator';
 
@@ -91,20 +91,30 @@ export class SegmentWriter {
     return { fds, dir };
   }
 
-  /** Queue a record (given whole, or as a head and a body written after it) for the current segment
-   * (rolling first if it is full); returns its position. */
-  emit(rec: Buffer, body?: Uint8Array): { seq: number; off: number } {
-    const length = rec.length + (body?.length ?? 0);
+  /** Queue a record of `length` bytes for the current segment (rolling first if it is full); returns
+   * its position. `encode` builds it (whole, or as a head and the data written after it) with the
+   * checksum seed of the segment it goes to, known only once the roll is decided. */
+  emit(length: number, encode: (seed: number) => Buffer | EntryRecordParts): { seq: number; off: number } {
     let cur = this.cur;
     if (cur.size + this.pendingLength + length > this.segmentBytes && cur.size + this.pendingLength > 0) {
       this.roll();
       cur = this.cur;
     }
+    const rec = encode(cur.seed);
+    if (rec.length !== length) throw new Error('record length differs from the length emitted');
     const off = cur.size + this.pendingLength;
-    this.pending.push(rec);
-    if (body && body.length > 0) this.pending.push(body);
-    this.pendingLength += length;
+    if (Buffer.isBuffer(rec)) this.queue(rec, length);
+    else {
+      this.queue(rec.head, length);
+      if (rec.data.length > 0) this.pending.push(rec.data);
+    }
     return { seq: cur.seq, off };
+  }
+
+  /** queue `rec` (the first part of a record of `length` bytes) */
+  private queue(rec: Buffer, length: number): void {
+    this.pending.push(rec);
+    this.pendingLength += length;
   }
 
   /** Records are written to the OS in one write per sync() (or per MiB), not one per call. */
@@ -143,7 +153,7 @@ export class SegmentWriter {
 
   /** Close the current segment (fsynced now, so a later segment never survives a crash that an
    * earlier one's tail did not) and start the next. */
-  private roll(): void {
+  roll(): void {
     this.flush();
     const old = this.cur;
     // a preallocated segment is cut where its records end: only the newest segment has a zero tail
@@ -157,15 +167,25 @@ export class SegmentWriter {
     this.createSegment(old.seq + 1);
   }
 
-  /** Create segment `seq` (the current one from now on) and write its header record to the OS. */
+  /** Create segment `seq` (the current one from now on) with a salt of its own (also when it is a
+   * preallocated file: the salt is chosen here, not when the file was zero-filled) and write its
+   * header record to the OS. */
   createSegment(seq: number): void {
     const file = path.join(this.dir, segName(seq));
     const fd = this.prealloc.take(file) ?? fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
-    const seg: Segment = { seq, file, fd, size: 0 };
+    const salt = newSegmentSalt();
+    const seg: Segment = { seq, file, fd, size: 0, seed: saltSeed(salt) };
     this.segments.push(seg);
     this.dirDirty = true;
-    this.emit(encodeSegmentHeader(this.segmentHeader(seq)));
+    const header = encodeSegmentHeader(this.segmentHeader(seq), salt);
+    this.queue(header, header.length);
     this.flush();
+  }
+
+  /** The current segment is of version 1 (no salt: opened from a log written before segments had
+   * one); appends to it would keep the old checksums. */
+  get currentUnsalted(): boolean {
+    return this.cur.seed === NO_SALT_SEED;
   }
 
   /** Delete the segments before `seq` (never the current one). */
