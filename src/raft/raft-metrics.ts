@@ -12,6 +12,7 @@ export class RaftMetrics {
   readonly role: Gauge;
   readonly commitIndex: Gauge;
   readonly appliedIndex: Gauge;
+  readonly applyingBytes: Gauge;
   readonly peerMatchIndex: Gauge<'peer'>;
   readonly peerLag: Gauge<'peer'>;
   readonly fsyncSeconds: Histogram;
@@ -31,6 +32,11 @@ export class RaftMetrics {
     this.role = new Gauge({ name: 'hanfs_raft_role', help: 'Raft role: 0 follower, 1 pre-candidate, 2 candidate, 3 leader', registers });
     this.commitIndex = new Gauge({ name: 'hanfs_raft_commit_index', help: 'highest log index known committed', registers });
     this.appliedIndex = new Gauge({ name: 'hanfs_raft_applied_index', help: 'highest log index applied to the state machine', registers });
+    this.applyingBytes = new Gauge({
+      name: 'hanfs_raft_applying_bytes',
+      help: 'entry bytes handed to the state machine whose apply has not finished (capped by maxApplyingBytes)',
+      registers,
+    });
     this.peerMatchIndex = new Gauge({ name: 'hanfs_raft_peer_match_index', help: 'leader: highest index known replicated on the peer', labelNames: ['peer'], registers });
     this.peerLag = new Gauge({ name: 'hanfs_raft_peer_lag', help: 'leader: entries the peer is behind the leader last index', labelNames: ['peer'], registers });
     this.fsyncSeconds = new Histogram({

@@ -92,6 +92,9 @@ export interface RaftNodeOptions {
   /** entry bytes sent to a follower and not acknowledged (default MAX_INFLIGHT_BYTES, raft-node.ts) */
   maxInflightBytes?: number;
   snapshotChunkBytes?: number;
+  /** entry bytes handed to the state machine whose asynchronous apply has not finished; above it
+   * committed entries wait in the log (default MAX_APPLYING_BYTES, state-machine-applier.ts) */
+  maxApplyingBytes?: number;
   /** membership of a brand-new cluster (default: every id in peers); [] for a node that will join */
   bootstrapVoters?: NodeId[];
   logger?: Logger;

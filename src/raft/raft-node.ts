@@ -140,6 +140,8 @@ export class RaftNode {
           stateMachine: this.sm,
           proposals: this.proposals,
           metrics: this.metrics,
+          readEntries: (lo, hi, maxBytes) => this.storage.entries(lo, hi, maxBytes),
+          wake: () => this.schedule(),
           applyConfChange: (e) => this.applyConfChange(e),
           applied: (index) => {
             this.reads.release(index);
@@ -148,6 +150,7 @@ export class RaftNode {
           failed: (e) => this.fatal(e),
         },
         applied,
+        o.maxApplyingBytes,
       );
       const coreOpts: RaftCoreOptions = { leaseTicks: this.leaseTicks, applied };
       this.core = new RaftCore(
@@ -296,6 +299,12 @@ export class RaftNode {
     return this.applier.appliedIndex;
   }
 
+  /** entry bytes handed to the state machine whose apply has not finished (at most about
+   * maxApplyingBytes: committed entries beyond it wait in the log) */
+  get applyingBytes(): number {
+    return this.applier.applyingBytes;
+  }
+
   get failed(): Error | undefined {
     return this.fatalError;
   }
@@ -356,12 +365,15 @@ export class RaftNode {
     if (this.running || this.stopped) return;
     this.running = true;
     try {
+      // committed entries left in the log while the state machine was at its cap
+      this.applier.resume();
       while (!this.stopped && this.core.hasReady()) {
         const rd = this.core.ready();
         await this.handleReady(rd);
         if (this.stopped) return;
         this.core.advance(rd);
         this.afterAdvance();
+        this.applier.resume();
       }
       if (!this.stopped) await this.compactor.maybeSnapshot();
     } catch (e) {
@@ -369,7 +381,7 @@ export class RaftNode {
     } finally {
       this.running = false;
     }
-    if (!this.stopped && this.core.hasReady()) this.schedule();
+    if (!this.stopped && (this.core.hasReady() || this.applier.canResume)) this.schedule();
   }
 
   private async handleReady(rd: Ready): Promise<void> {
@@ -422,7 +434,7 @@ export class RaftNode {
     if (!rd.snapshot && committed.length > 0) {
       const firstNew = rd.entries.length > 0 ? rd.entries[0]!.index : Infinity;
       let k = 0;
-      while (k < committed.length && committed[k]!.index < firstNew) this.applier.apply(committed[k++]!);
+      while (k < committed.length && committed[k]!.index < firstNew) this.applier.offer(committed[k++]!);
       committed = k === 0 ? committed : committed.slice(k);
     }
     if (synced) {
@@ -455,7 +467,9 @@ export class RaftNode {
       this.log.info({ index: s.meta.index, term: s.meta.term, bytes: s.data.length }, 'raft: state machine replaced by the leader snapshot');
       this.proposals.supersede(s.meta.index);
     }
-    for (const e of committed) this.applier.apply(e);
+    // (handed over now, or, with the state machine at its cap (maxApplyingBytes), read back from the
+    // log once its applies finish: the loop never waits for the state machine)
+    for (const e of committed) this.applier.offer(e);
     this.reads.answered(rd.readStates);
     if (rd.softStateChanged) this.roles.check(this.core.status());
   }
