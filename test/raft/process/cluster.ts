@@ -6,6 +6,8 @@ import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import pino from 'pino';
+import { RaftNode, type RaftNodeOptions } from '../../../src/raft/raft-node';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -20,6 +22,34 @@ export async function freePorts(n: number): Promise<number[]> {
   }
   for (const s of servers) await new Promise<void>((r) => s.close(() => r()));
   return ports;
+}
+
+/**
+ * A RaftNode in this process: voter `id` of a cluster of ports.length voters on 127.0.0.1 (ids 1..n,
+ * in the order of `ports`), its log in root/n<id>, 20 ms ticks, silent unless `logger` is given.
+ */
+export function startLocalNode(
+  o: { root: string; ports: number[]; id: number; clusterId: string } & Pick<RaftNodeOptions, 'stateMachine'> & Partial<RaftNodeOptions>,
+): Promise<RaftNode> {
+  const { root, ports, ...rest } = o;
+  return RaftNode.start({
+    peers: Object.fromEntries(ports.map((port, k) => [k + 1, { host: '127.0.0.1', port }])),
+    dir: path.join(root, `n${o.id}`),
+    secret: 'k',
+    tickMs: 20,
+    electionTicks: 10,
+    logger: pino({ level: 'silent' }),
+    ...rest,
+  });
+}
+
+/** The node of `nodes` that leads (waits up to about 5 s). */
+export async function leaderOf(nodes: Map<number, RaftNode>): Promise<RaftNode> {
+  for (let i = 0; i < 500; i++) {
+    for (const n of nodes.values()) if (n.isLeader()) return n;
+    await sleep(10);
+  }
+  throw new Error('no leader');
 }
 
 /** One line-protocol client connection; commands are answered in order. */

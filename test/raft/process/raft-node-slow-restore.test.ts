@@ -14,7 +14,7 @@ import pino from 'pino';
 import { AppendOnlyStateMachine } from '../../../src/raft/raft-node-main';
 import { RaftNode } from '../../../src/raft/raft-node';
 import type { SnapshotMeta } from '../../../src/raft/types';
-import { freePorts, sleep } from './cluster';
+import { freePorts, leaderOf, sleep, startLocalNode } from './cluster';
 
 const RESTORE_MS = 2500;
 const HOLD_MS = 600;
@@ -45,15 +45,12 @@ describe('RaftNode: a follower restoring a snapshot longer than followerHoldMs, 
     const ports = await freePorts(3);
     const sms = new Map<number, AppendOnlyStateMachine>();
     const start = async (id: number, sm: AppendOnlyStateMachine) => {
-      const n = await RaftNode.start({
+      const n = await startLocalNode({
+        root,
+        ports,
         id,
-        peers: { 1: { host: '127.0.0.1', port: ports[0] }, 2: { host: '127.0.0.1', port: ports[1] }, 3: { host: '127.0.0.1', port: ports[2] } },
-        dir: path.join(root, `n${id}`),
         clusterId: 'slow-restore',
-        secret: 'k',
         stateMachine: sm,
-        tickMs: 20,
-        electionTicks: 10,
         // snapshot and compact every 20 entries, keep nothing behind for slow followers, and let a
         // follower unheard of for HOLD_MS (much less than a restore) stop holding the log
         snapshotEntries: 20,
@@ -67,13 +64,7 @@ describe('RaftNode: a follower restoring a snapshot longer than followerHoldMs, 
     };
     for (const id of [1, 2]) await start(id, new AppendOnlyStateMachine());
     await start(3, new AppendOnlyStateMachine());
-    const leader = async (): Promise<RaftNode> => {
-      for (let i = 0; i < 500; i++) {
-        for (const n of nodes.values()) if (n.isLeader()) return n;
-        await sleep(10);
-      }
-      throw new Error('no leader');
-    };
+    const leader = () => leaderOf(nodes);
     // node 3 must be the one that falls behind: make sure another node leads
     let l = await leader();
     if (l.id === 3) {
