@@ -52,6 +52,8 @@ export class StateMachineApplier {
   private applying = 0;
   private bytes = 0;
   private applyTail: Promise<void> = Promise.resolve();
+  /** an apply failed: nothing after it counts as applied */
+  private broken = false;
 
   constructor(
     private readonly host: StateMachineApplierHost,
@@ -139,15 +141,20 @@ export class StateMachineApplier {
       this.applying++;
       this.bytes += size;
       this.gauge();
+      // (applied once the applies before it finished too, should the state machine finish them
+      // out of order; the tail never rejects)
+      const before = this.applyTail;
       const done = result.then(
-        (r) => {
+        async (r) => {
           this.release(size);
+          if (this.canResume) h.wake();
+          await before;
           this.markApplied(e.index);
           settleProposal(p, e, r);
-          if (this.canResume) h.wake();
         },
         (err: unknown) => {
           this.release(size);
+          this.broken = true;
           const error = err instanceof Error ? err : new Error(String(err));
           p?.reject(error);
           h.failed(new Error(`apply of entry ${e.index} failed: ${error.message}`));
@@ -177,7 +184,7 @@ export class StateMachineApplier {
 
   /** Entries through `index` are applied: waiting reads may go, the owner hears of it. */
   private markApplied(index: number): void {
-    if (index <= this.finished) return;
+    if (index <= this.finished || this.broken) return;
     this.finished = index;
     this.host.applied(index);
   }
