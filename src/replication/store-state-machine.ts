@@ -11,7 +11,8 @@
  *
  * Snapshots are descriptors: the store itself is streamed from a node that has it (catch-up.ts), and
  * `restore` fetches it. Verification (`hanfs verify`): a `verify` entry makes every node digest its
- * store at exactly that entry's index while later entries queue up behind it.
+ * store at exactly that entry's index while later entries queue up behind it (RaftNode hands over at
+ * most maxApplyingBytes of them meanwhile; the rest wait in the Raft log).
  */
 import { EntryType, type Entry, type SnapshotMeta } from '../raft/types';
 import type { StateMachine } from '../raft/raft-node';
