@@ -17,7 +17,7 @@ export const CAMPAIGN_TRANSFER = 1;
 function resetTimers(core: CoreState): void {
   core.electionElapsed = 0;
   core.heartbeatElapsed = 0;
-  core.randomizedElectionTimeout = core.cfg.electionTicks + core.cfg.random(core.cfg.electionTicks);
+  core.randomizedElectionTimeout = core.cfg.electionTicks + core.cfg.random(Math.max(1, core.cfg.electionJitterTicks ?? core.cfg.electionTicks));
 }
 
 function setTerm(core: CoreState, term: number): void {

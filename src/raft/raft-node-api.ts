@@ -72,6 +72,10 @@ export interface RaftNodeOptions {
   /** tick period (default 100 ms) */
   tickMs?: number;
   electionTicks?: number;
+  /** the random part of the election timeout, in ticks (default half of electionTicks: a timeout in
+   * [et, 1.5 et). Candidates stay apart by up to half an election timeout, far more than a vote's
+   * round trip, and a dead leader is replaced sooner than with etcd's [et, 2 et)) */
+  electionJitterTicks?: number;
   heartbeatTicks?: number;
   /** leader lease in ticks (default: core default, 0.8 x electionTicks) */
   leaseTicks?: number;

@@ -157,6 +157,7 @@ export class RaftNode {
         {
           id: o.id,
           electionTicks: o.electionTicks ?? 10,
+          electionJitterTicks: o.electionJitterTicks ?? Math.max(1, Math.ceil((o.electionTicks ?? 10) / 2)),
           heartbeatTicks: o.heartbeatTicks ?? 1,
           preVote: true,
           checkQuorum: true,

@@ -127,8 +127,11 @@ export const enum Role {
 
 export interface RaftConfig {
   id: NodeId;
-  /** ticks without hearing a leader before an election; randomized in [et, 2*et) */
+  /** ticks without hearing a leader before an election; randomized in [et, et + jitter) */
   electionTicks: number;
+  /** the random part of the election timeout in ticks (default electionTicks: [et, 2*et), as etcd).
+   * The lease rests on electionTicks alone; the jitter only spreads the candidates apart */
+  electionJitterTicks?: number;
   heartbeatTicks: number;
   preVote: boolean;
   checkQuorum: boolean;

@@ -92,6 +92,8 @@ export interface SimParams {
   keys: number;
   heartbeatTicks: number;
   electionTicks: number;
+  /** the random part of the election timeout (RaftConfig.electionJitterTicks) */
+  electionJitterTicks: number;
   preVote: boolean;
   checkQuorum: boolean;
   maxInflightMsgs: number;
@@ -201,6 +203,7 @@ function drawParams(rng: Prng, scale: number): SimParams {
     followerReads: rng.chance(0.3),
     transferP: rng.pick([0, 0, 0.01, 0.04]),
     fifo: rng.chance(0.5),
+    electionJitterTicks: 10,
   };
   // lease reads are safe only while clocks run within the core's drift bound (25%): see RaftCoreOptions
   p.leaseReads = p.checkQuorum && p.skew <= 0.1 && rng.chance(0.4);
@@ -211,6 +214,8 @@ function drawParams(rng: Prng, scale: number): SimParams {
     p.fsyncMax = Math.max(p.fsyncMax, Math.round(100 * scale));
     p.crashMajorityOk = true;
   }
+  // (drawn last, so that a seed's other parameters are as they were before it existed)
+  p.electionJitterTicks = rng.pick([10, 5]); // etcd's [et, 2 et), and RaftNode's default [et, 1.5 et)
   return p;
 }
 
@@ -347,6 +352,7 @@ class Simulation implements NodeHost, ClientHost, StoreNodeHost {
     return {
       id,
       electionTicks: this.p.electionTicks,
+      electionJitterTicks: this.p.electionJitterTicks,
       heartbeatTicks: this.p.heartbeatTicks,
       preVote: this.p.preVote,
       checkQuorum: this.p.checkQuorum,
