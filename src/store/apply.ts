@@ -196,6 +196,9 @@ export abstract class StoreApply extends StoreRecovery {
     if (ino.inline) {
       const cur = tx.inlineData(ino.fileid);
       if (size < cur.length) tx.setInline(ino.fileid, Buffer.from(cur.subarray(0, size)));
+      // logWal: redo() replays this file's earlier inline writes into its data file if it has left
+      // inline by the end of the redo range; the cut must be replayed after them (its record)
+      if (this.logWal && size < ino.size) tx.cutRecord(ino.fileid, size);
       return;
     }
     await this.settleTruncate(ino.fileid, size);

@@ -102,12 +102,16 @@ export class Tx {
     this.truncates.push([fileid, size]);
     if (this.store.logWal) {
       // no journal: a cut record for redo(), which replays writes from the log and cuts from these
-      const key = cutKey(this.st.applied, this.cutKeys.length);
-      this.cutKeys.push(key);
-      this.ops.push({ type: 'put', key, value: encodeJournalTruncate(fileid, size) });
+      this.cutRecord(fileid, size);
       return;
     }
     this.journal(fileid, encodeJournalTruncate(fileid, size));
+  }
+  /** logWal: a cut record for redo() only (no data file to cut now: an inline file) */
+  cutRecord(fileid: number, size: number): void {
+    const key = cutKey(this.st.applied, this.cutKeys.length);
+    this.cutKeys.push(key);
+    this.ops.push({ type: 'put', key, value: encodeJournalTruncate(fileid, size) });
   }
   delete(i: Inode): void {
     this.changed.set(i.fileid, null);

@@ -241,6 +241,30 @@ describe('store: logWal (the log is the write-ahead log)', function () {
     assert.deepEqual((await fsck(h.dir)).problems, []);
   });
 
+  it('redo after kill -9: bytes an inline file had before a cut are not put back once the file left inline', async () => {
+    h = await open({ ...QUIET, inlineMax: 4096 });
+    const f = await h.create(R, 'f');
+    const g = await h.create(R, 'g');
+    await h.store.checkpoint();
+    // after the checkpoint: inline writes, a cut (SETATTR; UNCHECKED CREATE with a size), then the file leaves inline
+    assert.equal((await h.write(f, 0, 'AAAA', 2)).status, S.OK);
+    assert.equal((await h.op({ kind: 'setattr', file: f, attrs: { size: 0 } })).status, S.OK);
+    assert.equal((await h.write(f, 5000, 'z', 2)).status, S.OK);
+    assert.equal((await h.write(g, 0, 'BBBBBB', 2)).status, S.OK);
+    assert.equal((await h.op({ kind: 'create', dir: R, name: 'g', mode: 'unchecked', attrs: { size: 2 } })).status, S.OK);
+    assert.equal((await h.write(g, 6000, 'y', 2)).status, S.OK);
+    const want = { f: await h.readAll(f), g: await h.readAll(g) };
+    assert.ok(want.f.subarray(0, 4).equals(Buffer.alloc(4)));
+    assert.equal(want.g.subarray(0, 6).toString('latin1'), 'BB\0\0\0\0');
+    await crash(h.store);
+    h.store = await openStore(h.dir, QUIET);
+    assert.ok(h.store.needsRedo);
+    for (const e of h.log) if (e.index > h.store.durableIndex) await h.store.redo(e.index, e.op);
+    await h.store.finishRedo();
+    assert.ok((await h.readAll(f)).equals(want.f), 'f as applied');
+    assert.ok((await h.readAll(g)).equals(want.g), 'g as applied');
+  });
+
   it('a data file moved out of inline is synced before its batch is queued', async () => {
     h = await open({ ...QUIET, inlineMax: 4096 });
     const f = await h.create(R, 'f');
