@@ -183,12 +183,14 @@ export abstract class StoreApply extends StoreRecovery {
   protected async settleTruncate(id: number, size = Infinity): Promise<void> {
     const pt = this.pendingTruncates.get(id);
     if (!pt || size < pt.size) return;
-    if (pt.running) {
+    // (it stays pending while it runs: the writer waits for it before a checkpoint may cover its op,
+    // which drops the op's cut record)
+    pt.running ??= this.data.truncate(id, pt.size);
+    try {
       await pt.running;
-      return;
+    } finally {
+      if (this.pendingTruncates.get(id) === pt) this.pendingTruncates.delete(id);
     }
-    this.pendingTruncates.delete(id);
-    await this.data.truncate(id, pt.size);
   }
 
   /** The data side of a size change of `ino` (as it was before this op) to `size`. */

@@ -190,8 +190,9 @@ export abstract class GroupCommit extends StoreCore {
         for (const b of batches) {
           for (const [id, size] of b.truncates) {
             const pt = this.pendingTruncates.get(id);
-            if (!pt || pt.index !== b.index || pt.running) continue;
-            pt.running = this.data.truncate(id, size);
+            if (!pt || pt.index !== b.index) continue;
+            // (a later op may be doing it already: wait for that one)
+            pt.running ??= this.data.truncate(id, size);
             try {
               await pt.running;
             } finally {

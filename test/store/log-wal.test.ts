@@ -265,6 +265,43 @@ describe('store: logWal (the log is the write-ahead log)', function () {
     assert.ok((await h.readAll(g)).equals(want.g), 'g as applied');
   });
 
+  it('a checkpoint covering a shrink waits for its cut when a later op does the cut (the cut record is dropped with it)', async () => {
+    h = await open();
+    const f = await h.create(R, 'f');
+    assert.equal((await h.write(f, 0, Buffer.alloc(100, 0x61), 2)).status, S.OK);
+    await h.store.checkpoint();
+    // the cut of the shrink below is slow: the next op (an extension) does it and waits for it
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let cutDone = false;
+    const orig = h.store.data.truncate;
+    h.store.data.truncate = async function (this: typeof h.store.data, id: number, size: number) {
+      await gate;
+      await orig.call(this, id, size);
+      cutDone = true;
+    };
+    assert.equal((await h.op({ kind: 'setattr', file: f, attrs: { size: 10 } })).status, S.OK);
+    const shrink = h.index;
+    const extend = h.write(f, 50, 'x', 2);
+    const ckpt = h.store.checkpoint();
+    let covered = -1;
+    void ckpt.then((x) => (covered = x), () => undefined);
+    try {
+      await sleep(100);
+      assert.ok(covered < shrink, 'no checkpoint covers the shrink before its cut is done (and synced)');
+    } finally {
+      release();
+    }
+    assert.equal((await extend).status, S.OK);
+    assert.ok((await ckpt) >= shrink);
+    assert.ok(cutDone);
+    h.store.data.truncate = orig;
+    const want = Buffer.alloc(51);
+    want.fill(0x61, 0, 10);
+    want.write('x', 50);
+    assert.ok((await h.readAll(f)).equals(want));
+  });
+
   it('a data file moved out of inline is synced before its batch is queued', async () => {
     h = await open({ ...QUIET, inlineMax: 4096 });
     const f = await h.create(R, 'f');
