@@ -111,6 +111,9 @@ export class LevelBlockStore extends StoreReads {
             await this.data.unlink(id);
             ops.push({ type: 'del', key: unlinkKey(id) });
           }
+          // their directories before the markers go: with the clean record, start-up would not look
+          // for a data file a power loss brought back
+          if (this.walUnlinks.length > 0) await this.data.syncDirty(true);
           this.walUnlinks = [];
         } else {
           ops.push(...this.checkpointOps([], true).ops);

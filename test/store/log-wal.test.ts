@@ -302,6 +302,19 @@ describe('store: logWal (the log is the write-ahead log)', function () {
     assert.ok((await h.readAll(f)).equals(want));
   });
 
+  it('close: the directories of data files it unlinks are synced before the clean record', async () => {
+    h = await open();
+    const f = await h.create(R, 'f');
+    await h.write(f, 0, 'data', 2);
+    await h.store.checkpoint();
+    assert.equal((await h.op({ kind: 'remove', dir: R, name: 'f' })).status, S.OK);
+    const d0 = h.store.stats.dirFsyncs;
+    await h.store.close();
+    await assert.rejects(fsp.stat(h.store.data.pathOf(f)), /ENOENT/);
+    assert.equal(h.store.data.dirtyCount, 0, 'nothing left unsynced');
+    assert.ok(h.store.stats.dirFsyncs > d0);
+  });
+
   it('a data file moved out of inline is synced before its batch is queued', async () => {
     h = await open({ ...QUIET, inlineMax: 4096 });
     const f = await h.create(R, 'f');
