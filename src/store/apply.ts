@@ -182,7 +182,13 @@ export abstract class StoreApply extends StoreRecovery {
    * otherwise expose or undo. A smaller size just supersedes it. */
   protected async settleTruncate(id: number, size = Infinity): Promise<void> {
     const pt = this.pendingTruncates.get(id);
-    if (!pt || size < pt.size) return;
+    if (!pt) return;
+    if (size < pt.size) {
+      // superseded by a smaller cut; one already running finishes first (a cut stats, then
+      // truncates: running late beside the next one, it could cut bytes written after that)
+      if (pt.running) await pt.running;
+      return;
+    }
     // (it stays pending while it runs: the writer waits for it before a checkpoint may cover its op,
     // which drops the op's cut record)
     pt.running ??= this.data.truncate(id, pt.size);

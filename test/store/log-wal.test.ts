@@ -302,6 +302,42 @@ describe('store: logWal (the log is the write-ahead log)', function () {
     assert.ok((await h.readAll(f)).equals(want));
   });
 
+  it('a smaller shrink waits for a cut still running: two cuts of one file never overlap (a late one would cut a later write)', async () => {
+    h = await open();
+    const f = await h.create(R, 'f');
+    assert.equal((await h.write(f, 0, Buffer.alloc(100_000, 0x61), 2)).status, S.OK);
+    // the writer's cut of the first shrink stats the file, then its ftruncate is late (a busy thread pool)
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let started!: () => void;
+    const cutStarted = new Promise<void>((r) => (started = r));
+    const orig = h.store.data.truncate;
+    let first = true;
+    h.store.data.truncate = async function (this: typeof h.store.data, id: number, size: number) {
+      if (!first) return orig.call(this, id, size);
+      first = false;
+      const file = this.pathOf(id);
+      const st = await fsp.stat(file);
+      started();
+      await gate;
+      if (st.size > size) await fsp.truncate(file, size);
+    };
+    assert.equal((await h.op({ kind: 'setattr', file: f, attrs: { size: 20_000 } })).status, S.OK);
+    await cutStarted;
+    const shrink = h.op({ kind: 'setattr', file: f, attrs: { size: 5_000 } });
+    const write = h.write(f, 50_000, 'x', 2);
+    await sleep(50);
+    release();
+    assert.equal((await shrink).status, S.OK);
+    assert.equal((await write).status, S.OK);
+    await h.store.checkpoint();
+    h.store.data.truncate = orig;
+    const want = Buffer.alloc(50_001);
+    want.fill(0x61, 0, 5_000);
+    want.write('x', 50_000);
+    assert.ok((await h.readAll(f)).equals(want), 'the write after both shrinks is kept');
+  });
+
   it('close: the directories of data files it unlinks are synced before the clean record', async () => {
     h = await open();
     const f = await h.create(R, 'f');
