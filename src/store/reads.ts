@@ -163,7 +163,9 @@ export abstract class StoreReads extends StoreApply {
     }
     const got = found.length;
     for (let i = 0; i < Math.min(room, got); i++) entries.push(found[i]);
-    return { status: S.OK, dirAttr, entries, eof: got <= room, cookieverf: verf };
+    // (a page that ends before ".." does not end the directory)
+    const dotsDone = cookie >= 2 || (entries.length > 0 && entries[entries.length - 1].cookie >= 2);
+    return { status: S.OK, dirAttr, entries, eof: dotsDone && got <= room, cookieverf: verf };
   }
 
   async read(file: FileId, offset: number, count: number): Promise<{ status: S; attr?: Attr; data?: Uint8Array; eof?: boolean }> {

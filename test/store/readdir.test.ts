@@ -118,6 +118,11 @@ describe('store: readdir and cookies', function () {
     const empty = await h.mkdir(R, 'e');
     const pe = await h.store.readdir(empty, 0, undefined, 2);
     assert.deepEqual([pe.entries.length, pe.eof], [2, true]);
+    // a page of one entry: "." alone does not end an empty directory, ".." follows
+    const one = await h.store.readdir(empty, 0, undefined, 1);
+    assert.deepEqual([one.entries.map((e) => e.name), one.eof], [['.'], false]);
+    const two = await h.store.readdir(empty, 1, one.cookieverf, 1);
+    assert.deepEqual([two.entries.map((e) => e.name), two.eof], [['..'], true]);
   });
 
   it('100k-entry directory: paged listing returns each name once with O(n) reads', async function () {
