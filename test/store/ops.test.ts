@@ -472,6 +472,32 @@ describe('store: ops and errors', function () {
     assert.deepEqual(kinds, ['cookie-range', 'nlink']);
   });
 
+  it('a directory entry naming a missing inode (local corruption) fails the store: REMOVE, RENAME and CREATE get no answer', async () => {
+    for (const kind of ['remove', 'rename', 'create'] as const) {
+      const g = await Harness.open();
+      try {
+        const d = await g.mkdir(R, 'd');
+        const f = await g.create(d, 'f');
+        await g.close();
+        const db = new Level<Buffer, Buffer>(path.join(g.dir, 'meta'), { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+        await db.del(inodeKey(f));
+        await db.close();
+        await g.reopen();
+        const op =
+          kind === 'remove'
+            ? g.op({ kind: 'remove', dir: d, name: 'f' })
+            : kind === 'rename'
+              ? g.op({ kind: 'rename', fromDir: d, fromName: 'f', toDir: d, toName: 'g' })
+              : g.op({ kind: 'create', dir: d, name: 'f', mode: 'unchecked', attrs: {} });
+        await assert.rejects(op, /store corrupt: entry "f" of directory \d+ names missing inode/, kind);
+        // the store stopped: no further op is answered (another replica would answer it)
+        await assert.rejects(g.op({ kind: 'mkdir', dir: R, name: 'x', attrs: { mode: 0o755 } }), /block store failed/, kind);
+      } finally {
+        await g.destroy().catch(() => undefined);
+      }
+    }
+  });
+
   it('fsstat reflects the file system and the store', async () => {
     await h.create(R, 'f');
     const s = await h.store.fsstat();

@@ -41,6 +41,18 @@ export class OpError {
   ) {}
 }
 
+/**
+ * The store's own records contradict each other (a directory entry naming an inode that is not
+ * there, a parent chain that breaks): local corruption. Not an answer (NFS3ERR_IO here but not on
+ * the other replicas would make this replica answer, and record, what they do not): it fails the
+ * store, which stops applying and serving.
+ */
+export class StoreCorruptError extends Error {
+  constructor(what: string) {
+    super(`store corrupt: ${what}`);
+  }
+}
+
 export async function dirOf(tx: Tx, id: number): Promise<Inode> {
   const d = await tx.inode(id);
   if (!d) throw new OpError(S.STALE);

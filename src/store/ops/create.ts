@@ -1,5 +1,5 @@
 import { FileType, Nfs3Status as S, type OpResult, type SetAttrs, type StoreOp, type Wcc } from '../types';
-import { type OpEnv, OpError, dirOf, checkEntryName, newInode, touchDir, checkSetAttrs, applySetAttrs, normVerifier } from './common';
+import { type OpEnv, OpError, StoreCorruptError, dirOf, checkEntryName, newInode, touchDir, checkSetAttrs, applySetAttrs, normVerifier } from './common';
 import { type Tx } from '../tx';
 import { toAttr, wccAttr } from '../attrs';
 import { isU32, MAX_SYMLINK_BYTES } from '../op-validation';
@@ -19,7 +19,7 @@ export async function execCreate(env: OpEnv, tx: Tx, index: number, op: Extract<
     if (existing) {
       if (op.kind !== 'create' || op.mode === 'guarded') throw new OpError(S.EXIST);
       const obj = await tx.inode(existing.fileid);
-      if (!obj) throw new OpError(S.IO);
+      if (!obj) throw new StoreCorruptError(`entry ${JSON.stringify(op.name)} of directory ${dir.fileid} names missing inode ${existing.fileid}`);
       if (op.mode === 'exclusive') {
         if (obj.type === FileType.REG && obj.verifier !== '' && obj.verifier === normVerifier(op.verifier)) {
           return { status: S.OK, obj: toAttr(obj), wcc: { before, after: toAttr(dir) } };

@@ -1,5 +1,5 @@
 import { FileType, Nfs3Status as S, type OpResult, type StoreOp, type Wcc } from '../types';
-import { type OpEnv, OpError, dirOf, checkEntryName, touchDir, dropLink } from './common';
+import { type OpEnv, OpError, StoreCorruptError, dirOf, checkEntryName, touchDir, dropLink } from './common';
 import { type Tx } from '../tx';
 import { toAttr, wccAttr } from '../attrs';
 import { W, X, mayAccess, stickyAllows } from '../permissions';
@@ -17,7 +17,7 @@ export async function execRemove(env: OpEnv, tx: Tx, _index: number, op: Extract
     const ent = await tx.entry(dir.fileid, op.name);
     if (!ent) throw new OpError(S.NOENT);
     const ino = await tx.inode(ent.fileid);
-    if (!ino) throw new OpError(S.IO);
+    if (!ino) throw new StoreCorruptError(`entry ${JSON.stringify(op.name)} of directory ${dir.fileid} names missing inode ${ent.fileid}`);
     if (op.kind === 'remove' && ino.type === FileType.DIR) throw new OpError(S.ISDIR);
     if (op.kind === 'rmdir' && ino.type !== FileType.DIR) throw new OpError(S.NOTDIR);
     if (!mayAccess(dir, cred, W | X)) throw new OpError(S.ACCES);

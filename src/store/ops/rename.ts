@@ -1,5 +1,5 @@
 import { FileType, Nfs3Status as S, type OpResult, type StoreOp } from '../types';
-import { type OpEnv, OpError, dirOf, touchDir, touchCtime, dropLink, MAX_DIR_DEPTH } from './common';
+import { type OpEnv, OpError, StoreCorruptError, dirOf, touchDir, touchCtime, dropLink, MAX_DIR_DEPTH } from './common';
 import { type Tx } from '../tx';
 import { toAttr, wccAttr } from '../attrs';
 import { checkName } from '../op-validation';
@@ -28,12 +28,12 @@ export async function execRename(env: OpEnv, tx: Tx, _index: number, op: Extract
   const src = await tx.entry(from.fileid, op.fromName);
   if (!src) throw fail(S.NOENT);
   const sino = await tx.inode(src.fileid);
-  if (!sino) throw fail(S.IO);
+  if (!sino) throw new StoreCorruptError(`entry ${JSON.stringify(op.fromName)} of directory ${from.fileid} names missing inode ${src.fileid}`);
   if (!mayAccess(from, cred, W | X) || !mayAccess(to, cred, W | X)) throw fail(S.ACCES);
   if (from.fileid === to.fileid && op.fromName === op.toName) return okResult();
   const dst = await tx.entry(to.fileid, op.toName);
   const dino = dst ? await tx.inode(dst.fileid) : undefined;
-  if (dst && !dino) throw fail(S.IO);
+  if (dst && !dino) throw new StoreCorruptError(`entry ${JSON.stringify(op.toName)} of directory ${to.fileid} names missing inode ${dst.fileid}`);
   // rename onto another link of the same file: POSIX says do nothing
   if (dst && dst.fileid === src.fileid) return okResult();
   const isDir = sino.type === FileType.DIR;
@@ -53,7 +53,7 @@ export async function execRename(env: OpEnv, tx: Tx, _index: number, op: Extract
       if (cur.fileid === ROOT_ID) break;
       if (depth > MAX_DIR_DEPTH) throw fail(S.IO);
       const up = await tx.inode(cur.parent);
-      if (!up) throw fail(S.IO);
+      if (!up) throw new StoreCorruptError(`directory ${cur.fileid} names missing parent ${cur.parent}`);
       cur = up;
     }
     // ".." of the moved directory changes: needs write permission on it (Linux does the same)
