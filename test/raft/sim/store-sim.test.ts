@@ -58,7 +58,7 @@ describe('raft simulation: store mode (the real block store as the state machine
   });
 
   it('the same seed gives the same trace (store I/O timing does not leak into the run)', async () => {
-    const o: SimOptions = { seed: 13, nodes: 5, ticks: 120, set: { crashP: 0.05, crashMajorityOk: true, snapshotEvery: 5, partitionP: 0.08, storeFlushP: 0.1 } };
+    const o: SimOptions = { seed: 5, nodes: 5, ticks: 120, set: { crashP: 0.05, crashMajorityOk: true, snapshotEvery: 5, partitionP: 0.08, storeFlushP: 0.1 } };
     const a = await runSimulationStore(o);
     const b = await runSimulationStore(o);
     assert.ok(a.ok, summary(a));
