@@ -22,12 +22,12 @@ import { NotLeaderError, type RaftNode } from '../raft/raft-node';
 import { Role } from '../raft/types';
 import type { SnapshotServer } from './catch-up';
 import type { ClusterConfig, ClusterMember } from './cluster-config';
-import { parseHostPort } from '../config';
+import { ConfigError, parseHostPort } from '../config';
 import { isLoopback } from '../nfs/exports';
 import { ADMIN_AUTH_HEADER, adminAuthValid } from './admin-auth';
 import type { LeaderGate } from './leader-gate';
 import { encodeEntry } from './op-codec';
-import { memberRecords } from './members-file';
+import { memberFromRecord, memberRecords } from './members-file';
 import type { RaftOpLog } from './raft-op-log';
 import type { ReplicationGauges, ReplicationMetrics } from './replication-metrics';
 import type { ServiceAddress } from './service-address';
@@ -196,22 +196,39 @@ export class ClusterAdmin {
     this.requireLeader();
     const peerArg = url.searchParams.get('peer');
     if (!peerArg) throw new HttpError(400, 'need peer=HOST:PORT');
-    const peer = parseHostPort('peer', peerArg);
     const snapArg = url.searchParams.get('snapshot');
     const adminArg = url.searchParams.get('admin');
-    const m: ClusterMember = {
-      id,
-      peer,
-      snapshot: snapArg ? parseHostPort('snapshot', snapArg) : { host: peer.host, port: peer.port + 1 },
-      admin: adminArg ? parseHostPort('admin', adminArg) : undefined,
-    };
+    let m: ClusterMember;
+    try {
+      const peer = parseHostPort('peer', peerArg);
+      m = {
+        id,
+        peer,
+        snapshot: snapArg ? parseHostPort('snapshot', snapArg) : { host: peer.host, port: peer.port + 1 },
+        admin: adminArg ? parseHostPort('admin', adminArg) : undefined,
+      };
+    } catch (e) {
+      if (e instanceof ConfigError) throw new HttpError(400, e.message);
+      throw e;
+    }
     return this.exclusive(async () => {
       const raft = this.o.raft;
+      // every node parses the replicated records when it applies them: one it cannot read back (a
+      // snapshot port of 65536, the default for peer port 65535) would stop every node, at every
+      // restart too (the entry stays in the log). Refused before anything is changed or replicated.
+      const next = new Map(this.o.members).set(id, m);
+      let entry: Uint8Array;
+      try {
+        for (const r of memberRecords(next)) memberFromRecord(r);
+        entry = encodeEntry({ kind: 'members', members: memberRecords(next) });
+      } catch (e) {
+        throw new HttpError(400, `member ${id}: ${(e as Error).message}`);
+      }
       this.o.members.set(id, m);
       // 1. every node learns the address (and any later leader can reach the new member)
-      await raft.propose(encodeEntry({ kind: 'members', members: memberRecords(this.o.members) }));
+      await raft.propose(entry);
       // 2. a learner first: it catches up (snapshot + log) without counting for the quorum
-      if (!raft.status().conf.learners.includes(id) && !raft.status().conf.voters.includes(id)) await raft.addLearner(id, peer);
+      if (!raft.status().conf.learners.includes(id) && !raft.status().conf.voters.includes(id)) await raft.addLearner(id, m.peer);
       const t0 = Date.now();
       for (;;) {
         const s = raft.status();

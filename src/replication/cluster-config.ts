@@ -83,6 +83,9 @@ export function parseClusterConfig(doc: unknown): ClusterConfig {
     if (ids.has(id)) throw new ConfigError(`${where}: duplicate id ${id}`);
     ids.add(id);
     const peer = hostPort(m.peer, `${where}.peer`);
+    if (m.snapshot === undefined && peer.port === 65535) {
+      throw new ConfigError(`${where}.snapshot: required when the peer port is 65535 (the default is the peer port + 1)`);
+    }
     const snapshot = m.snapshot !== undefined ? hostPort(m.snapshot, `${where}.snapshot`) : { host: peer.host, port: peer.port + 1 };
     const admin = m.admin !== undefined ? hostPort(m.admin, `${where}.admin`) : undefined;
     return { id, peer, snapshot, admin };

@@ -138,13 +138,24 @@ export async function startClusterNode(config: HanfsConfig, opts: { log?: Logger
     },
     members: () => memberRecords(members),
     onMembers: (records) => {
-      members.clear();
+      // (a record no node can read back, e.g. snapshot port 65536 that an older leader replicated:
+      // that member keeps the addresses known before; throwing here stopped every node applying it)
+      const parsed: ClusterMember[] = [];
       for (const r of records) {
-        const m = memberFromRecord(r);
+        try {
+          parsed.push(memberFromRecord(r));
+        } catch (e) {
+          const known = members.get(r.id);
+          log.error({ member: r, err: (e as Error).message }, 'replicated member addresses unreadable: kept the ones known before');
+          if (known) parsed.push(known);
+        }
+      }
+      members.clear();
+      for (const m of parsed) {
         members.set(m.id, m);
         raft?.setPeerAddress(m.id, { host: m.peer.host, port: m.peer.port });
       }
-      saveMembers(membersFile, records);
+      saveMembers(membersFile, memberRecords(members));
     },
     fetchStore: async (d, meta) => {
       rmetrics.catchUps.inc();
