@@ -24,7 +24,7 @@ import type { SnapshotServer } from './catch-up';
 import type { ClusterConfig, ClusterMember } from './cluster-config';
 import { ConfigError, parseHostPort } from '../config';
 import { isLoopback } from '../nfs/exports';
-import { ADMIN_AUTH_HEADER, adminAuthValid } from './admin-auth';
+import { ADMIN_AUTH_HEADER, adminAuthValid, type AdminAuthSeen } from './admin-auth';
 import type { LeaderGate } from './leader-gate';
 import { encodeEntry } from './op-codec';
 import { memberFromRecord, memberRecords } from './members-file';
@@ -59,6 +59,8 @@ class HttpError extends Error {
 
 export class ClusterAdmin {
   private busy = false;
+  /** admin headers accepted (each only once: admin-auth.ts) */
+  private readonly authSeen: AdminAuthSeen = new Map();
 
   constructor(private readonly o: ClusterAdminOptions) {}
 
@@ -152,7 +154,7 @@ export class ClusterAdmin {
     const secret = this.o.cluster.secret;
     if (!secret) throw new HttpError(403, 'changes from off loopback need cluster.secretFile');
     const header = req.headers[ADMIN_AUTH_HEADER];
-    if (!adminAuthValid(secret, req.method ?? '', url.pathname + url.search, typeof header === 'string' ? header : undefined)) {
+    if (!adminAuthValid(secret, req.method ?? '', url.pathname + url.search, typeof header === 'string' ? header : undefined, Date.now(), this.authSeen)) {
       throw new HttpError(403, 'bad or missing admin authentication');
     }
   }

@@ -20,4 +20,26 @@ describe('replication: admin authentication', () => {
     assert.equal(adminAuthValid(secret, 'POST', '/cluster/remove?id=3', 'x' + h, now), false);
     assert.equal(adminAuthValid(secret, 'POST', '/cluster/remove?id=3', undefined, now), false);
   });
+
+  it('accepts a header once: the same header again (a replay within the window) is refused', () => {
+    const seen = new Map<string, number>();
+    const h = adminAuthHeader(secret, 'POST', '/cluster/verify', now);
+    assert.equal(adminAuthValid(secret, 'POST', '/cluster/verify', h, now, seen), true);
+    assert.equal(adminAuthValid(secret, 'POST', '/cluster/verify', h, now + 1000, seen), false);
+    // the same request made again in the same second carries another nonce: accepted
+    const h2 = adminAuthHeader(secret, 'POST', '/cluster/verify', now);
+    assert.notEqual(h2, h);
+    assert.equal(adminAuthValid(secret, 'POST', '/cluster/verify', h2, now, seen), true);
+    // a refused header is not remembered; expired ones are forgotten
+    assert.equal(adminAuthValid(secret, 'POST', '/cluster/remove?id=1', h, now, seen), false);
+    assert.equal(adminAuthValid(secret, 'POST', '/cluster/verify', adminAuthHeader(secret, 'POST', '/cluster/verify', now + 400_000), now + 400_000, seen), true);
+    assert.equal(seen.size, 1);
+  });
+
+  it('refuses a header whose nonce was changed (the MAC covers it)', () => {
+    const h = adminAuthHeader(secret, 'POST', '/cluster/verify', now);
+    const [s, nonce, m] = h.split(':');
+    const other = `${s}:${nonce.replace(/^./, (c) => (c === '0' ? '1' : '0'))}:${m}`;
+    assert.equal(adminAuthValid(secret, 'POST', '/cluster/verify', other, now, new Map()), false);
+  });
 });

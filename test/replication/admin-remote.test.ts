@@ -3,7 +3,7 @@
  * admin endpoint on a veth address, a client in a second namespace reaches it over the veth pair.
  * Reads (status) need nothing; a change (POST /cluster/verify) from off loopback is refused without
  * the cluster secret's HMAC, refused with a header made for another request, accepted with the right
- * one, and `hanfs verify --config` (which signs) works from the other host. A node without a
+ * one (once: the same header again is refused), and `hanfs verify --config` (which signs) works from the other host. A node without a
  * secret refuses every change from off loopback.
  *
  * Needs root and `ip netns` (skipped, saying why, where the machine cannot make namespaces).
@@ -145,8 +145,12 @@ describe('admin endpoint from another host (two network namespaces)', function (
     const wrong = await fromClient('POST', '/cluster/verify', adminAuthHeader(Buffer.from('not the cluster secret, 32 bytes'), 'POST', '/cluster/verify'));
     assert.equal(wrong.status, 403, 'a header made with another secret is refused');
 
-    const ok = await fromClient('POST', '/cluster/verify', adminAuthHeader(secret, 'POST', '/cluster/verify'));
+    const header = adminAuthHeader(secret, 'POST', '/cluster/verify');
+    const ok = await fromClient('POST', '/cluster/verify', header);
     assert.equal(ok.status, 200, ok.body);
+    // the same request seen on the wire and sent again: refused (each verify stalls every write)
+    const replay = await fromClient('POST', '/cluster/verify', header);
+    assert.equal(replay.status, 403, `a replayed header is refused: ${replay.body}`);
 
     // the command line from the other host: signs with the secret its config names
     const v = await run('ip', ['netns', 'exec', NS_CLIENT, process.execPath, CLI, 'verify', '--config', file], { timeoutMs: 60_000 });
