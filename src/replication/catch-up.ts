@@ -4,10 +4,12 @@
  * fuzzy, src/store/snapshot.ts) and memory stays bounded on both ends; the receiver then replays the
  * log from the snapshot's index.
  *
- * Wire: the receiver connects to the sender's snapshot address and sends one hello line
- * `{"cluster":ID,"nonce":HEX,"mac":HEX}` (mac = HMAC-SHA256(secret, "hanfs-snapshot\0" + ID + "\0" +
- * nonce) when the cluster has a secret); the sender checks it and writes the snapshot stream, then
- * closes. A wrong cluster or mac gets the connection closed without a byte of the store.
+ * Wire: the receiver connects to the sender's snapshot address; when the cluster has a secret, the
+ * sender first sends a challenge line (32 hex digits, 16 random bytes). The receiver sends one hello
+ * line `{"cluster":ID,"nonce":HEX,"mac":HEX}` (nonce = the challenge, mac = HMAC-SHA256(secret,
+ * "hanfs-snapshot\0" + ID + "\0" + nonce) when the cluster has a secret); the sender checks it and
+ * writes the snapshot stream, then closes. A wrong cluster or mac gets the connection closed without
+ * a byte of the store. (The nonce is the sender's: a hello seen on the wire, sent again, gets nothing.)
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import * as net from 'node:net';
@@ -17,6 +19,8 @@ import { restoreSnapshot, SnapshotTooOldError, writeSnapshot, type SnapshotResto
 import type { ClusterMember } from './cluster-config';
 
 const HELLO_MAX = 1024;
+/** the sender's challenge: 32 hex digits and a newline */
+const CHALLENGE_LINE_BYTES = 33;
 const HELLO_TIMEOUT_MS = 5000;
 /** a snapshot stream on which no byte moved for this long is given up, on both ends: a peer that
  * stopped (SIGSTOP, a partition that drops packets without a reset) must not hold a restore (and
@@ -75,6 +79,9 @@ export class SnapshotServer {
       return;
     }
     let buf = Buffer.alloc(0);
+    // the hello's MAC covers a nonce of this end's choosing: one seen on the wire cannot be replayed
+    const challenge = this.o.secret ? randomBytes(16).toString('hex') : '';
+    if (challenge) sock.write(`${challenge}\n`);
     const timer = setTimeout(() => sock.destroy(), HELLO_TIMEOUT_MS);
     sock.once('close', () => clearTimeout(timer)); // (stop() destroys the sockets: no timer outlives them)
     const onData = (c: Buffer) => {
@@ -94,7 +101,7 @@ export class SnapshotServer {
         sock.destroy();
         return;
       }
-      const want = mac(this.o.secret, this.o.clusterId, String(hello.nonce ?? ''));
+      const want = mac(this.o.secret, this.o.clusterId, challenge);
       const got = String(hello.mac ?? '');
       const okMac = want.length === got.length && timingSafeEqual(Buffer.from(want), Buffer.from(got));
       if (hello.cluster !== this.o.clusterId || !okMac) {
@@ -194,13 +201,39 @@ function fetchFrom(src: ClusterMember, o: FetchOptions): Promise<SnapshotRestore
       if (streaming) sock.destroy(new Error(`no snapshot bytes from node ${src.id} for ${idleMs} ms`));
     });
     sock.once('error', reject);
+    const hello = (nonce: string) => sock.write(`${JSON.stringify({ cluster: o.clusterId, nonce, mac: mac(o.secret, o.clusterId, nonce) })}\n`);
     sock.once('connect', () => {
+      if (!o.secret) {
+        hello(randomBytes(16).toString('hex'));
+        restore();
+        return;
+      }
+      // with a secret, the sender's challenge line first: the hello's MAC covers it
+      let buf = Buffer.alloc(0);
+      const early = () => reject(new Error(`node ${src.id} closed the snapshot connection before its challenge`));
+      const onData = (c: Buffer) => {
+        buf = Buffer.concat([buf, c]);
+        if (buf.length < CHALLENGE_LINE_BYTES) return;
+        sock.off('data', onData);
+        sock.off('close', early);
+        sock.pause();
+        const line = buf.toString('latin1');
+        if (buf.length !== CHALLENGE_LINE_BYTES || !/^[0-9a-f]{32}\n$/.test(line)) {
+          sock.destroy();
+          reject(new Error(`node ${src.id} sent no snapshot challenge`));
+          return;
+        }
+        hello(line.slice(0, 32));
+        restore();
+      };
+      sock.on('data', onData);
+      sock.once('close', early);
+    });
+    const restore = () => {
       // from here on the restore's outcome is the attempt's: a stream error fails the restore (its
       // iterator throws), which cleans up its directory before the next attempt may start one
       sock.off('error', reject);
       sock.on('error', () => undefined);
-      const nonce = randomBytes(16).toString('hex');
-      sock.write(`${JSON.stringify({ cluster: o.clusterId, nonce, mac: mac(o.secret, o.clusterId, nonce) })}\n`);
       async function* counted(): AsyncIterable<Buffer> {
         let bytes = 0;
         try {
@@ -224,6 +257,6 @@ function fetchFrom(src: ClusterMember, o: FetchOptions): Promise<SnapshotRestore
           reject(e as Error);
         },
       );
-    });
+    };
   });
 }
