@@ -12,6 +12,9 @@
  *    allocated (1 KiB before authentication). Oversize or damaged frames close the connection.
  *  - Per peer and lane, a bounded queue (messages and bytes): when full the message is dropped and
  *    counted (Raft retransmits). The socket's own buffer is kept under a high-water mark.
+ *  - At most maxInboundConnections inbound connections: at the cap a new one replaces the oldest that
+ *    has not authenticated yet (refused only when every one has), so idle connections from anyone
+ *    who reaches the port cannot lock the peers out.
  *  - Reconnect with exponential backoff and jitter from an injected random function.
  *  - Listens on 127.0.0.1 unless configured otherwise.
  */
@@ -453,8 +456,21 @@ export class Transport {
 
   private accept(s: net.Socket): void {
     if (this.inbound.size >= this.maxInbound) {
-      this.reject(s, 'too many connections');
-      return;
+      // connections that never authenticate (anyone who reaches the port) must not lock the peers
+      // out: the oldest one still in its handshake makes room (a peer's handshake takes a round trip)
+      let oldest: Inbound | undefined;
+      for (const c of this.inbound) {
+        if (c.lane === -1) {
+          oldest = c;
+          break;
+        }
+      }
+      if (!oldest) {
+        this.reject(s, 'too many connections');
+        return;
+      }
+      this.inbound.delete(oldest);
+      this.reject(oldest.sock, 'too many connections: the oldest not yet authenticated makes room');
     }
     s.setNoDelay(true);
     const conn: Inbound = { sock: s, from: 0, lane: -1 };

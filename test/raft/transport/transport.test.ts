@@ -375,6 +375,39 @@ describe('raft TCP transport (127.0.0.1)', function () {
     assert.equal(seen.size, 3, 'different random draws give different delays');
   });
 
+  it('connections that never say hello do not lock the peers out (the oldest of them makes room)', async () => {
+    const inB: Message[] = [];
+    // (a long handshake timeout: the idle crowd is not simply timed out meanwhile)
+    const b = make(2, { secret: 's3cret', handshakeTimeoutMs: 20_000, maxInboundConnections: 8 }, inB);
+    await b.start();
+    b.addPeer(1, { host: '127.0.0.1', port: 1 });
+    // anyone who reaches the peer port takes every slot and says nothing
+    for (let i = 0; i < 8; i++) {
+      const s = net.connect({ host: '127.0.0.1', port: b.port() });
+      s.on('error', () => {});
+      s.resume();
+      sockets.push(s);
+      await new Promise<void>((r) => s.once('connect', () => r()));
+    }
+    await sleep(100);
+    const a = make(1, { secret: 's3cret' });
+    await a.start();
+    a.addPeer(2, { host: '127.0.0.1', port: b.port() });
+    a.send({ type: MsgType.Heartbeat, from: 1, to: 2, term: 1 });
+    await until(() => inB.length === 1, 3000, 'the peer connects although the slots were taken');
+    // the authenticated connections are not the ones that make room
+    for (let i = 0; i < 8; i++) {
+      const s = net.connect({ host: '127.0.0.1', port: b.port() });
+      s.on('error', () => {});
+      s.resume();
+      sockets.push(s);
+    }
+    await sleep(200);
+    a.send({ type: MsgType.Heartbeat, from: 1, to: 2, term: 2 });
+    await until(() => inB.length === 2, 3000, 'the peer stays connected');
+    assert.equal(a.stats().peers[2].control.connects, 1);
+  });
+
   it('listens on 127.0.0.1 by default', async () => {
     const t = make(1);
     await t.start();
