@@ -233,6 +233,9 @@ export class ClusterAdmin {
       if (!raft.status().conf.learners.includes(id) && !raft.status().conf.voters.includes(id)) await raft.addLearner(id, m.peer);
       const t0 = Date.now();
       for (;;) {
+        // (a node that lost office knows no follower's progress: the caller asks the new leader,
+        // which finds the learner added and waits for it in turn)
+        this.requireLeader();
         const s = raft.status();
         const p = s.progress.find((x) => x.id === id);
         if (p && s.lastIndex - p.match <= 64) break;

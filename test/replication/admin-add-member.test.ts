@@ -12,8 +12,10 @@ import { parseClusterConfig } from '../../src/replication/cluster-config';
 import { startClusterNode, type RunningClusterNode } from '../../src/replication/cluster-node';
 import { standaloneCluster } from '../../src/replication/cluster-config';
 import { encodeEntry } from '../../src/replication/op-codec';
+import { memberRecords } from '../../src/replication/members-file';
 import { inProcessConfig } from '../support/in-process';
-import { rmrf, sleep, tmpDir } from '../support/util';
+import { freePorts, rmrf, sleep, tmpDir } from '../support/util';
+import { Role } from '../../src/raft/types';
 
 function post(port: number, pathAndQuery: string): Promise<{ code: number; body: Record<string, unknown> }> {
   return new Promise((resolve, reject) => {
@@ -78,5 +80,58 @@ describe('replication: adding a member whose addresses no node could read back',
     assert.throws(() => parseClusterConfig(doc), (e: unknown) => e instanceof ConfigError && /members\[0\]\.snapshot/.test(e.message));
     const ok = parseClusterConfig({ ...doc, members: [{ id: 1, peer: '127.0.0.1:65535', snapshot: '127.0.0.1:7002' }] });
     assert.equal(ok.members[0].snapshot.port, 7002);
+  });
+});
+
+describe('replication: an add whose leader loses office while the new member catches up', function () {
+  this.timeout(60_000);
+  let dir = '';
+  const nodes: RunningClusterNode[] = [];
+
+  after(async () => {
+    for (const n of nodes) await n.stop();
+    rmrf(dir);
+  });
+
+  it('answers not_leader at once (the command line asks the new leader) instead of waiting an hour', async () => {
+    dir = tmpDir('add-moved');
+    const [p1, s1, p2, s2, p3, nfsPort, mountPort] = await freePorts(7);
+    const members = [
+      { id: 1, peer: { host: '127.0.0.1', port: p1 }, snapshot: { host: '127.0.0.1', port: s1 } },
+      { id: 2, peer: { host: '127.0.0.1', port: p2 }, snapshot: { host: '127.0.0.1', port: s2 } },
+    ];
+    for (const id of [1, 2]) {
+      const config = inProcessConfig(`${dir}/n${id}`);
+      // (the service address on fixed ports: one shared by both, bound by the leader)
+      config.listen.nfsPort = nfsPort;
+      config.listen.mountPort = mountPort;
+      config.cluster = { ...standaloneCluster(), clusterId: 'add-moved', nodeId: id, members, tickMs: 20 };
+      nodes.push(await startClusterNode(config));
+    }
+    let leader: RunningClusterNode | undefined;
+    for (let i = 0; i < 400 && !leader; i++) {
+      leader = nodes.find((n) => n.gate.serving());
+      if (!leader) await sleep(25);
+    }
+    assert.ok(leader, 'one of the two leads');
+    const other = nodes.find((n) => n !== leader)!;
+    // a log longer than what counts as caught up (64 entries behind)
+    const records = memberRecords(new Map(members.map((m) => [m.id, m] as const)));
+    for (let i = 0; i < 100; i++) await leader.raft.propose(encodeEntry({ kind: 'members', members: records }));
+    // node 3 is never started: it never catches up
+    const adding = post(leader.admin.port, `/cluster/add?id=3&peer=127.0.0.1:${p3}`);
+    for (let i = 0; i < 200 && !leader.raft.status().conf.learners.includes(3); i++) await sleep(25);
+    assert.ok(leader.raft.status().conf.learners.includes(3), 'node 3 was added as a learner');
+    const t0 = Date.now();
+    leader.raft.transferLeadership(other.cluster.nodeId);
+    for (let i = 0; i < 200 && other.raft.status().role !== Role.Leader; i++) await sleep(25);
+    assert.equal(other.raft.status().role, Role.Leader, 'the other node took over');
+    const r = await Promise.race([adding, sleep(10_000).then(() => ({ code: 0, body: { error: 'still waiting after 10 s' } }))]);
+    assert.equal(r.code, 409, JSON.stringify(r.body));
+    assert.equal(r.body.error, 'not_leader');
+    assert.ok(Date.now() - t0 < 10_000);
+    // the old leader takes further changes again
+    const v = await post(other.admin.port, '/cluster/verify');
+    assert.equal(v.code, 200, JSON.stringify(v.body));
   });
 });
