@@ -22,6 +22,8 @@ const HELLO_MAX = 1024;
 /** the sender's challenge: 32 hex digits and a newline */
 const CHALLENGE_LINE_BYTES = 33;
 const HELLO_TIMEOUT_MS = 5000;
+/** connections waiting for their hello at once */
+const MAX_PENDING_HELLOS = 16;
 /** a snapshot stream on which no byte moved for this long is given up, on both ends: a peer that
  * stopped (SIGSTOP, a partition that drops packets without a reset) must not hold a restore (and
  * the follower's Ready loop) or a sender's stream slot and store snapshot forever */
@@ -49,6 +51,8 @@ export class SnapshotServer {
   private server: net.Server | undefined;
   private active = 0;
   private readonly socks = new Set<net.Socket>();
+  /** connections still waiting for their hello, oldest first */
+  private readonly pending = new Set<net.Socket>();
   served = 0;
 
   constructor(private readonly o: SnapshotServerOptions) {}
@@ -78,6 +82,15 @@ export class SnapshotServer {
       sock.destroy();
       return;
     }
+    // connections that never send a hello (anyone who reaches the port) are bounded in number: the
+    // oldest makes room, so they can neither pile up nor keep a receiver out
+    if (this.pending.size >= MAX_PENDING_HELLOS) {
+      const oldest = this.pending.values().next().value as net.Socket;
+      this.pending.delete(oldest);
+      oldest.destroy();
+    }
+    this.pending.add(sock);
+    sock.once('close', () => this.pending.delete(sock));
     let buf = Buffer.alloc(0);
     // the hello's MAC covers a nonce of this end's choosing: one seen on the wire cannot be replayed
     const challenge = this.o.secret ? randomBytes(16).toString('hex') : '';
@@ -92,6 +105,7 @@ export class SnapshotServer {
         return;
       }
       clearTimeout(timer);
+      this.pending.delete(sock);
       sock.off('data', onData);
       sock.pause();
       let hello: { cluster?: unknown; nonce?: unknown; mac?: unknown };

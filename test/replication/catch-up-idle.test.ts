@@ -132,6 +132,45 @@ describe('catch-up: a snapshot peer that stops', function () {
     assert.equal(got.filter((n) => n > 0).length, 1, `bytes per receiver: ${got.join(', ')}`);
   });
 
+  it('connections that never send a hello are bounded in number: the oldest make room', async () => {
+    const dir = tmpDir('catchup-crowd');
+    const store: LevelBlockStore = await openStore(dir);
+    cleanup.push(async () => {
+      await store.close().catch(() => undefined);
+      rmDir(dir);
+    });
+    const server = new SnapshotServer({ host: '127.0.0.1', port: 0, clusterId: 'c', store: () => store, log });
+    await server.start();
+    cleanup.push(() => server.stop());
+    let closed = 0;
+    const socks: net.Socket[] = [];
+    cleanup.push(() => socks.forEach((s) => s.destroy()));
+    for (let i = 0; i < 40; i++) {
+      const s = net.connect({ host: '127.0.0.1', port: server.port });
+      s.on('error', () => undefined);
+      s.on('close', () => closed++);
+      socks.push(s);
+      await new Promise<void>((r) => s.once('connect', () => r()));
+    }
+    // (long before the hello timeout of 5 s)
+    for (let i = 0; i < 50 && closed < 24; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(closed >= 24, `${40 - closed} connections without a hello held open`);
+    // a receiver still gets its snapshot
+    const rdir = tmpDir('catchup-crowd-dst');
+    cleanup.push(() => rmDir(rdir));
+    const restored = await fetchStoreSnapshot({
+      dataDir: `${rdir}/store`,
+      sources: [{ id: 2, peer: { host: '127.0.0.1', port: 1 }, snapshot: { host: '127.0.0.1', port: server.port } }],
+      minIndex: 0,
+      clusterId: 'c',
+      log,
+      open: () => openStore(`${rdir}/store`),
+      timeoutMs: 5000,
+    });
+    await restored.close();
+    assert.equal(server.served, 1);
+  });
+
   it('stop() leaves no timer behind for a connection that never sent its hello', async () => {
     const dir = tmpDir('catchup-stop');
     const store: LevelBlockStore = await openStore(dir);
