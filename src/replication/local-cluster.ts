@@ -62,7 +62,11 @@ export async function localCluster(cli: string, l: LocalClusterLayout = LOCAL_DE
   const files = writeLocalConfigs(l);
   const children: ChildProcess[] = [];
   for (const f of files) {
-    const c = spawn(process.execPath, [cli, 'serve', '--config', f], { stdio: ['ignore', 'inherit', 'inherit'] });
+    // each node in a process group of its own: Ctrl-C (SIGINT to the terminal's foreground group)
+    // reaches this process only, which stops every node with one SIGTERM. A node that got the
+    // terminal's SIGINT and then this one's SIGTERM took the second signal as "exit at once"
+    // (cli.ts) and skipped its graceful stop.
+    const c = spawn(process.execPath, [cli, 'serve', '--config', f], { stdio: ['ignore', 'inherit', 'inherit'], detached: true });
     children.push(c);
   }
   const admins = files.map((_, i) => `127.0.0.1:${l.adminBase + i + 1}`).join(',');
@@ -80,12 +84,15 @@ export async function localCluster(cli: string, l: LocalClusterLayout = LOCAL_DE
       stopping = true;
       for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
     };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
+    // (SIGHUP too: the nodes, in groups of their own, do not get the terminal's hangup)
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, stop);
     let left = children.length;
+    let failed = false;
     for (const c of children) {
-      c.on('exit', () => {
-        if (--left === 0) resolve(0);
+      c.on('exit', (code) => {
+        // (a node that stopped on its own, or failed to stop cleanly, fails the command)
+        if (code !== 0 || !stopping) failed = true;
+        if (--left === 0) resolve(failed ? 1 : 0);
       });
     }
   });
