@@ -349,7 +349,39 @@ export function parseConfig(doc: Json, base: HanfsConfig = defaultConfig()): Han
   }
   checkExports(cfg.exports);
   if (doc.cluster !== undefined) cfg.cluster = parseClusterConfig(doc.cluster);
+  checkPorts(cfg);
   return cfg;
+}
+
+/** may sockets bound on these two addresses take the same port? (a wildcard overlaps its family;
+ * "::" overlaps everything: Node listens dual-stack) */
+function overlap(a: string, b: string): boolean {
+  if (a === b || a === '::' || b === '::') return true;
+  return (a === '0.0.0.0' && isIP(b) === 4) || (b === '0.0.0.0' && isIP(a) === 4);
+}
+
+/**
+ * This node's listeners must not share a port on overlapping addresses: the admin endpoint, the peer
+ * link and the snapshot server bind at start, the service address (NFS, MOUNT, portmap) only once
+ * the node leads, and then retries for as long as another listener holds the port: a leader that
+ * never serves, which no election replaces.
+ */
+function checkPorts(cfg: HanfsConfig): void {
+  const self = cfg.cluster?.members.find((m) => m.id === cfg.cluster?.nodeId);
+  const uses: [string, string, number][] = [
+    ['listen.nfsPort', cfg.listen.host, cfg.listen.nfsPort],
+    ['listen.mountPort', cfg.listen.host, cfg.listen.mountPort],
+    ['listen.portmapPort', cfg.listen.host, cfg.listen.portmapPort],
+    ['admin.port', cfg.admin.host, cfg.admin.port],
+  ];
+  if (self) uses.push(['this node\'s cluster peer address', self.peer.host, self.peer.port], ['this node\'s cluster snapshot address', self.snapshot.host, self.snapshot.port]);
+  for (let i = 0; i < uses.length; i++) {
+    for (let j = i + 1; j < uses.length; j++) {
+      const [a, ha, pa] = uses[i];
+      const [b, hb, pb] = uses[j];
+      if (pa !== 0 && pa === pb && overlap(ha, hb)) throw new ConfigError(`${a} and ${b} both use port ${pa} (on ${ha} and ${hb})`);
+    }
+  }
 }
 
 export function loadConfigFile(path: string, base?: HanfsConfig): HanfsConfig {
@@ -499,5 +531,6 @@ export function resolveConfig(flags: ConfigFlags): ResolvedConfig {
     cfg.exports = flags.exports.map((p, i) => defaultExport(p, i + 1));
     checkExports(cfg.exports);
   }
+  checkPorts(cfg);
   return { config: cfg, explicitPorts };
 }

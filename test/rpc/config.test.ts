@@ -61,12 +61,33 @@ describe('configuration', () => {
     ['zero connections per client', { limits: { maxConnectionsPerClient: 0 } }, /limits.maxConnectionsPerClient/],
     ['tiny reply budget per connection', { limits: { maxReplyBytesPerConnection: 1000 } }, /limits.maxReplyBytesPerConnection/],
     ['not an object', [1, 2], /expected a JSON object/],
+    // a listener that binds at start on the service address's port: the node would lead and never serve
+    ['admin on the NFS port', { admin: { port: 2049 } }, /listen.nfsPort and admin.port both use port 2049/],
+    ['admin on a wildcard, the MOUNT port', { listen: { host: '10.0.0.1' }, admin: { host: '0.0.0.0', port: 20048 } }, /listen.mountPort and admin.port/],
+    [
+      'the peer link on the MOUNT port',
+      { cluster: { nodeId: 1, clusterId: 'c', members: [{ id: 1, peer: '127.0.0.1:20048', snapshot: '127.0.0.1:7002' }] } },
+      /listen.mountPort and this node's cluster peer address both use port 20048/,
+    ],
+    [
+      'the snapshot server on the admin port',
+      { cluster: { nodeId: 1, clusterId: 'c', members: [{ id: 1, peer: '127.0.0.1:9463' }] } },
+      /admin.port and this node's cluster snapshot address both use port 9464/,
+    ],
   ];
   for (const [name, doc, re] of bad) {
     it(`rejects: ${name}`, () => {
       assert.throws(() => parseConfig(doc), (err: unknown) => err instanceof ConfigError && re.test((err as Error).message));
     });
   }
+
+  it('the same port on addresses that do not overlap is fine; flags are checked too', () => {
+    parseConfig({ listen: { host: '10.0.0.1', nfsPort: 2049 }, admin: { host: '127.0.0.1', port: 2049 } });
+    parseConfig({ listen: { host: '::1', nfsPort: 2049 }, admin: { host: '0.0.0.0', port: 2049 } });
+    // another member's addresses are not this node's
+    parseConfig({ cluster: { nodeId: 1, clusterId: 'c', members: [{ id: 1, peer: '127.0.0.1:7001' }, { id: 2, peer: '127.0.0.1:2049' }] } });
+    assert.throws(() => resolveConfig(parseFlags(['--admin', '127.0.0.1:20048'])), /listen.mountPort and admin.port/);
+  });
 
   it('fresh store root: 1777 in the embedded default, 0755 root-owned with a file, or as configured', () => {
     assert.deepEqual(defaultConfig().storeRoot, { mode: 0o1777, uid: 0, gid: 0 });
