@@ -262,7 +262,10 @@ export class ClusterAdmin {
     this.requireLeader();
     return this.exclusive(async () => {
       const raft = this.o.raft;
-      await raft.removeMember(id);
+      // (already out of the membership: a remove whose leader lost office between its two steps, asked
+      // again of the next leader, still takes the addresses out of the replicated members)
+      const conf = raft.status().conf;
+      if (conf.voters.includes(id) || conf.learners.includes(id)) await raft.removeMember(id);
       this.o.members.delete(id);
       await raft.propose(encodeEntry({ kind: 'members', members: memberRecords(this.o.members) }));
       this.o.log.info({ id }, 'member removed');
