@@ -139,7 +139,11 @@ export class ClusterAdmin {
           e instanceof HttpError
             ? e
             : e instanceof NotLeaderError
-              ? new HttpError(409, 'not_leader', { leader: e.leaderId })
+              ? // (a change the membership does not allow, e.g. a transfer to a non-voter or removing the
+                // sole voter, is no "not_leader": the command line would ask again, and say so)
+                e.reason === 'invalid'
+                ? new HttpError(400, `not possible in the current membership (voters ${this.o.raft.status().conf.voters.join(', ')})`)
+                : new HttpError(409, e.reason, { leader: e.leaderId })
               : new HttpError(500, (e as Error).message);
         res.writeHead(err.code, { 'content-type': 'application/json' });
         res.end(`${JSON.stringify({ error: err.message, ...err.extra })}\n`);

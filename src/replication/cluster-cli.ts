@@ -86,12 +86,15 @@ async function statuses(ts: Target[]): Promise<{ t: Target; s?: Record<string, u
   );
 }
 
+/** answers that pass: leadership moving, a transfer or another membership change in progress */
+const TRANSIENT = new Set(['not_leader', 'transferring', 'conf_change_pending', 'busy']);
+
 /** POST to the serving leader; if leadership moves meanwhile (409 not_leader), ask the next one
  * (the membership calls are idempotent: a member already added or promoted is left as it is). */
 async function postToLeader(ts: Target[], pathAndQuery: string, timeoutMs: number): Promise<{ code: number; body: Record<string, unknown> }> {
   for (let attempt = 0; ; attempt++) {
     const r = await request(await leaderOf(ts), 'POST', pathAndQuery, timeoutMs);
-    if (r.code !== 409 || r.body.error !== 'not_leader' || attempt >= 5) return r;
+    if (r.code !== 409 || !TRANSIENT.has(String(r.body.error)) || attempt >= 5) return r;
     await new Promise((res) => setTimeout(res, 300));
   }
 }

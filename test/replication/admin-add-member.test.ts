@@ -87,6 +87,14 @@ describe('replication: adding a member whose addresses no node could read back',
     assert.deepEqual(after.map((m) => m.id), [1]);
   });
 
+  it('a change the membership does not allow is a 400 saying so, not not_leader (which the command line retries)', async () => {
+    const t = await post(node!.admin.port, '/cluster/transfer-leader?to=9');
+    assert.equal(t.code, 400, JSON.stringify(t.body));
+    assert.match(String(t.body.error), /not possible in the current membership \(voters 1\)/);
+    const r = await post(node!.admin.port, '/cluster/remove?id=1');
+    assert.equal(r.code, 400, JSON.stringify(r.body));
+  });
+
   it('refuses a bad peer address with 400, not 500', async () => {
     const r = await post(node!.admin.port, '/cluster/add?id=2&peer=nohost:7001');
     assert.equal(r.code, 400, JSON.stringify(r.body));
