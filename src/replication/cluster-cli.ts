@@ -44,8 +44,22 @@ function request(t: Target, method: string, path: string, timeoutMs = 120_000): 
   });
 }
 
-function parseArgs(argv: string[]): Map<string, string> {
+/** the flags each command takes (besides --config, --admin, --json); a mistyped one is an error, not
+ * a default taken silently (`--snaphot H:P`: the member would be added with the default snapshot
+ * address) */
+const FLAGS: Record<string, readonly string[]> = {
+  init: [],
+  join: [],
+  status: [],
+  'transfer-leader': ['to'],
+  add: ['id', 'peer', 'snapshot', 'node-admin'],
+  remove: ['id'],
+  verify: ['timeout-s'],
+};
+
+function parseArgs(argv: string[], command: string): Map<string, string> {
   const m = new Map<string, string>();
+  const known = ['config', 'admin', ...(FLAGS[command] ?? [])];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--json') {
@@ -53,6 +67,7 @@ function parseArgs(argv: string[]): Map<string, string> {
       continue;
     }
     if (!a.startsWith('--')) throw new ConfigError(`unexpected argument "${a}"`);
+    if (!known.includes(a.slice(2))) throw new ConfigError(`unknown flag "${a}" for ${command} (flags: ${known.map((k) => `--${k}`).join(' ')})`);
     const v = argv[++i];
     if (v === undefined) throw new ConfigError(`${a} needs a value`);
     m.set(a.slice(2), v);
@@ -173,7 +188,8 @@ async function joinCommand(args: Map<string, string>): Promise<number> {
 
 export async function clusterCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
-  const args = parseArgs(rest);
+  if (!sub || !(sub in FLAGS) || sub === 'verify') throw new ConfigError('hanfs cluster init|join|status|transfer-leader|add|remove (see docs/operations.md)');
+  const args = parseArgs(rest, sub);
   if (sub === 'init') return initCommand(args);
   if (sub === 'join') return joinCommand(args);
   const ts = targets(args);
@@ -210,7 +226,7 @@ export async function clusterCommand(argv: string[]): Promise<number> {
 
 /** `hanfs verify`: the leader's commit index, then every replica's store digest at that index. */
 export async function verifyCommand(argv: string[]): Promise<number> {
-  const args = parseArgs(argv);
+  const args = parseArgs(argv, 'verify');
   const ts = targets(args);
   // a node digests its whole store (every file's bytes): minutes for a large one on a shared disk;
   // the leader answers the verify entry once it is applied there, i.e. once its own digest is done
