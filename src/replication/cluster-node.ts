@@ -322,7 +322,9 @@ export async function startClusterNode(config: HanfsConfig, opts: { log?: Logger
   await snapshots.start();
 
   const clusterAdmin = new ClusterAdmin({ cluster, raft, gate, sm, service, members, log, failure: () => failure, snapshots, rmetrics, opLog });
-  const admin = await startAdminServer(config.admin.host, config.admin.port, metrics, () => failure === undefined, (req, res, url) =>
+  // /healthz: 503 once the node failed or is shutting down (docs/configuration.md)
+  let stopping = false;
+  const admin = await startAdminServer(config.admin.host, config.admin.port, metrics, () => failure === undefined && !stopping, (req, res, url) =>
     clusterAdmin.handle(req, res, url),
   );
   rmetrics.watch(() => clusterAdmin.gauges());
@@ -366,6 +368,7 @@ export async function startClusterNode(config: HanfsConfig, opts: { log?: Logger
     },
     stop: () =>
       (stopped ??= (async () => {
+        stopping = true;
         await service!.stop();
         await raft.stop();
         await snapshots.stop();

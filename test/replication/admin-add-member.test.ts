@@ -7,6 +7,7 @@
  */
 import { strict as assert } from 'node:assert';
 import * as http from 'node:http';
+import * as net from 'node:net';
 import { ConfigError } from '../../src/config';
 import { parseClusterConfig } from '../../src/replication/cluster-config';
 import { startClusterNode, type RunningClusterNode } from '../../src/replication/cluster-node';
@@ -158,5 +159,33 @@ describe('replication: an add whose leader loses office while the new member cat
     // the old leader takes further changes again
     const v = await post(other.admin.port, '/cluster/verify');
     assert.equal(v.code, 200, JSON.stringify(v.body));
+  });
+});
+
+describe('replication: /healthz while the node shuts down', function () {
+  this.timeout(30_000);
+
+  it('answers 503 (not 200) once stop() began', async () => {
+    const dir = tmpDir('healthz-stop');
+    try {
+      const config = inProcessConfig(dir);
+      config.cluster = standaloneCluster();
+      const node = await startClusterNode(config);
+      for (let i = 0; i < 200 && !node.gate.serving(); i++) await sleep(25);
+      // a connection opened before, the request sent just after stop() began
+      const sock = net.connect({ host: '127.0.0.1', port: node.admin.port });
+      sock.on('error', () => undefined);
+      await new Promise<void>((r) => sock.once('connect', () => r()));
+      let reply = '';
+      sock.on('data', (b: Buffer) => (reply += b.toString('latin1')));
+      const stopping = node.stop();
+      sock.write('GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+      await new Promise<void>((r) => sock.once('close', () => r()));
+      await stopping;
+      // (or no answer at all, once the endpoint closed)
+      assert.doesNotMatch(reply, /^HTTP\/1\.1 200/, reply);
+    } finally {
+      rmrf(dir);
+    }
   });
 });
