@@ -217,6 +217,7 @@ export class ClusterAdmin {
       if (e instanceof ConfigError) throw new HttpError(400, e.message);
       throw e;
     }
+    if (m.peer.port === 0 || m.snapshot.port === 0) throw new HttpError(400, 'peer and snapshot need a port (not 0): the other nodes must reach them');
     return this.exclusive(async () => {
       const raft = this.o.raft;
       // every node parses the replicated records when it applies them: one it cannot read back (a

@@ -91,6 +91,12 @@ export function parseClusterConfig(doc: unknown): ClusterConfig {
     return { id, peer, snapshot, admin };
   });
   if (!ids.has(nodeId)) throw new ConfigError(`cluster.members: no member with this node's id ${nodeId}`);
+  // (port 0, an ephemeral port, is for a sole member: no other node could reach it)
+  if (members.length > 1) {
+    members.forEach((m, i) => {
+      if (m.peer.port === 0 || m.snapshot.port === 0) throw new ConfigError(`cluster.members[${i}]: port 0 (ephemeral) is for a single-member cluster only: the others could not reach it`);
+    });
+  }
   let secret: Buffer | undefined;
   if (doc.secretFile !== undefined) {
     const f = str(doc.secretFile, 'cluster.secretFile');

@@ -101,6 +101,20 @@ describe('replication: adding a member whose addresses no node could read back',
     assert.equal(r.code, 400, JSON.stringify(r.body));
   });
 
+  it('refuses port 0 (no node could reach it; the add would wait for its catch-up)', async () => {
+    const r = await post(node!.admin.port, '/cluster/add?id=2&peer=127.0.0.1:0');
+    assert.equal(r.code, 400, JSON.stringify(r.body));
+    const r2 = await post(node!.admin.port, '/cluster/add?id=2&peer=127.0.0.1:7001&snapshot=127.0.0.1:0');
+    assert.equal(r2.code, 400, JSON.stringify(r2.body));
+    assert.equal(node!.raft.status().conf.learners.length, 0);
+    assert.throws(
+      () => parseClusterConfig({ nodeId: 1, clusterId: 'c', members: [{ id: 1, peer: '127.0.0.1:0' }, { id: 2, peer: '127.0.0.1:7001' }] }),
+      /port 0 \(ephemeral\) is for a single-member cluster only/,
+    );
+    // a sole member may take an ephemeral port
+    parseClusterConfig({ nodeId: 1, clusterId: 'c', members: [{ id: 1, peer: '127.0.0.1:0', snapshot: '127.0.0.1:0' }] });
+  });
+
   it('a config file: a member on peer port 65535 needs an explicit snapshot address', () => {
     const doc = { nodeId: 1, clusterId: 'c', members: [{ id: 1, peer: '127.0.0.1:65535' }] };
     assert.throws(() => parseClusterConfig(doc), (e: unknown) => e instanceof ConfigError && /members\[0\]\.snapshot/.test(e.message));
