@@ -75,6 +75,14 @@ function waitForSignals(server: { log: import('./log').Logger; stop(): Promise<v
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    // started by `hanfs local-cluster` (an IPC channel, a process group of its own): its end closing
+    // means that process is gone, however it ended; stop as on SIGTERM rather than live on as an orphan
+    if (process.channel) {
+      process.channel.unref();
+      process.once('disconnect', () => {
+        if (!signalled) onSignal('SIGTERM');
+      });
+    }
   });
 }
 

@@ -66,7 +66,9 @@ export async function localCluster(cli: string, l: LocalClusterLayout = LOCAL_DE
     // reaches this process only, which stops every node with one SIGTERM. A node that got the
     // terminal's SIGINT and then this one's SIGTERM took the second signal as "exit at once"
     // (cli.ts) and skipped its graceful stop.
-    const c = spawn(process.execPath, [cli, 'serve', '--config', f], { stdio: ['ignore', 'inherit', 'inherit'], detached: true });
+    // (and with an IPC channel: should this process die without stopping them, SIGKILL included, the
+    // channel closes and each node stops by itself, as on SIGTERM: no orphan keeps the ports)
+    const c = spawn(process.execPath, [cli, 'serve', '--config', f], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], detached: true });
     children.push(c);
   }
   const admins = files.map((_, i) => `127.0.0.1:${l.adminBase + i + 1}`).join(',');

@@ -63,6 +63,30 @@ describe('hanfs local-cluster: signals and exit status', function () {
     }
   });
 
+  it('SIGKILL of local-cluster itself: every node stops by itself (its IPC channel closed), no orphans', async () => {
+    // a stand-in that stops as \`hanfs serve\` does when its parent's channel closes
+    const script = RECORDER + `
+process.on('disconnect', () => { fs.appendFileSync(out, 'disconnect\\n'); setTimeout(() => process.exit(0), 100); });
+`;
+    const { dir, pid } = start(script);
+    const cfg = (i: number) => path.join(dir, 'data', `node${i}`, 'hanfs.json');
+    for (let i = 0; i < 200 && ![1, 2, 3].every((n) => fs.existsSync(`${cfg(n)}.pid`)); i++) await sleep(25);
+    const nodes = [1, 2, 3].map((n) => Number(fs.readFileSync(`${cfg(n)}.pid`, 'utf8')));
+    pids.push(...nodes);
+    process.kill(pid, 'SIGKILL');
+    const alive = (p: number): boolean => {
+      try {
+        process.kill(p, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    for (let i = 0; i < 100 && nodes.some(alive); i++) await sleep(50);
+    assert.deepEqual(nodes.filter(alive), [], 'nodes still running after local-cluster was killed');
+    for (const n of [1, 2, 3]) assert.equal(fs.readFileSync(`${cfg(n)}.signals`, 'utf8').trim(), 'disconnect');
+  });
+
   it('exits 1 when the nodes fail', async () => {
     const { exit } = start('process.exit(3)');
     const code = await Promise.race([exit, sleep(10_000).then(() => 'still running')]);
