@@ -129,26 +129,30 @@ export class ClusterAdmin {
           throw new HttpError(404, `no such endpoint: ${route}`);
       }
     };
-    run().then(
-      (body) => {
-        res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(`${JSON.stringify(body)}\n`);
-      },
-      (e: unknown) => {
-        const err =
-          e instanceof HttpError
-            ? e
-            : e instanceof NotLeaderError
-              ? // (a change the membership does not allow, e.g. a transfer to a non-voter or removing the
-                // sole voter, is no "not_leader": the command line would ask again, and say so)
-                e.reason === 'invalid'
-                ? new HttpError(400, `not possible in the current membership (voters ${this.o.raft.status().conf.voters.join(', ')})`)
-                : new HttpError(409, e.reason, { leader: e.leaderId })
-              : new HttpError(500, (e as Error).message);
-        res.writeHead(err.code, { 'content-type': 'application/json' });
-        res.end(`${JSON.stringify({ error: err.message, ...err.extra })}\n`);
-      },
-    );
+    // (the body is serialized inside the chain: a body too large to serialize, such as the digest of
+    // a store of millions of files, is a 500 for this request, never an exception that ends the node)
+    run()
+      .then((body) => `${JSON.stringify(body)}\n`)
+      .then(
+        (text) => {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(text);
+        },
+        (e: unknown) => {
+          const err =
+            e instanceof HttpError
+              ? e
+              : e instanceof NotLeaderError
+                ? // (a change the membership does not allow, e.g. a transfer to a non-voter or removing the
+                  // sole voter, is no "not_leader": the command line would ask again, and say so)
+                  e.reason === 'invalid'
+                  ? new HttpError(400, `not possible in the current membership (voters ${this.o.raft.status().conf.voters.join(', ')})`)
+                  : new HttpError(409, e.reason, { leader: e.leaderId })
+                : new HttpError(500, (e as Error).message);
+          res.writeHead(err.code, { 'content-type': 'application/json' });
+          res.end(`${JSON.stringify({ error: err.message, ...err.extra })}\n`);
+        },
+      );
     return true;
   }
 
