@@ -22,6 +22,13 @@ function resetTimers(core: CoreState): void {
 
 function setTerm(core: CoreState, term: number): void {
   if (term !== core.term) {
+    if (term > core.term && core.msgs.length > 0) {
+      // messages of an older term not handed out in a Ready yet are dropped (any message may be
+      // lost): an acknowledgement queued for the old term's leader could name entries that this
+      // term's leader replaces in the same Ready, before they ever reach the disk (the Ready then
+      // persists the replacement and would send an ack of entries the node no longer has)
+      core.msgs = core.msgs.filter((m) => !(m.term > 0 && m.term < term));
+    }
     core.term = term;
     core.vote = NONE;
   }
