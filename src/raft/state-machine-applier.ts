@@ -48,8 +48,7 @@ export class StateMachineApplier {
   private offered: number;
   /** last entry whose (possibly asynchronous) apply finished */
   private finished: number;
-  /** asynchronous applies not finished, their entry bytes, and the last of them (in order) */
-  private applying = 0;
+  /** entry bytes of the asynchronous applies not finished, and the last apply (in order) */
   private bytes = 0;
   private applyTail: Promise<void> = Promise.resolve();
   /** an apply failed: nothing after it counts as applied */
@@ -138,7 +137,6 @@ export class StateMachineApplier {
     const p = h.proposals.take(e.index);
     if (result instanceof Promise) {
       const size = entryBytes(e);
-      this.applying++;
       this.bytes += size;
       this.gauge();
       // (applied once the applies before it finished too, should the state machine finish them
@@ -163,9 +161,10 @@ export class StateMachineApplier {
       this.applyTail = done;
       return;
     }
-    if (this.applying === 0) this.markApplied(e.index);
+    // applied now if every entry before it is; else after them (an asynchronous apply may have
+    // finished and still wait for the ones before it to count)
+    if (this.finished === e.index - 1) this.markApplied(e.index);
     else {
-      // after the asynchronous applies before it
       const idx = e.index;
       this.applyTail = this.applyTail.then(() => this.markApplied(idx));
     }
@@ -173,7 +172,6 @@ export class StateMachineApplier {
   }
 
   private release(size: number): void {
-    this.applying--;
     this.bytes -= size;
     this.gauge();
   }

@@ -155,6 +155,18 @@ describe('StateMachineApplier: backpressure on applies not finished', () => {
     assert.equal(h.a.appliedIndex, 13);
   });
 
+  it('a synchronous entry after an asynchronous apply that finished but has not counted yet waits for it', async () => {
+    const h = harness(10 * SIZE);
+    h.commit(1, 1);
+    // entry 1's apply finishes; its continuation (which counts it applied) has not run yet
+    h.running.splice(0, 1)[0]!.done();
+    await Promise.resolve();
+    h.commit(2, 2, EntryType.ConfChange); // no asynchronous apply
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(h.applied, [1, 2], 'entry 2 counted only after entry 1');
+    assert.equal(h.a.appliedIndex, 2);
+  });
+
   it('refuses a gap in the committed entries offered', () => {
     const h = harness(SIZE);
     h.commit(1, 1);
