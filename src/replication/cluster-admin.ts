@@ -21,7 +21,7 @@ import type { Logger } from '../log';
 import { NotLeaderError, type RaftNode } from '../raft/raft-node';
 import { Role } from '../raft/types';
 import type { SnapshotServer } from './catch-up';
-import type { ClusterConfig, ClusterMember } from './cluster-config';
+import { defaultSnapshotAddress, type ClusterConfig, type ClusterMember } from './cluster-config';
 import { ConfigError, parseHostPort } from '../config';
 import { isLoopback } from '../nfs/exports';
 import { ADMIN_AUTH_HEADER, adminAuthValid, type AdminAuthSeen } from './admin-auth';
@@ -214,7 +214,7 @@ export class ClusterAdmin {
       m = {
         id,
         peer,
-        snapshot: snapArg ? parseHostPort('snapshot', snapArg) : { host: peer.host, port: peer.port + 1 },
+        snapshot: snapArg ? parseHostPort('snapshot', snapArg) : defaultSnapshotAddress(peer, 'member'),
         admin: adminArg ? parseHostPort('admin', adminArg) : undefined,
       };
     } catch (e) {

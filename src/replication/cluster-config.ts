@@ -66,6 +66,13 @@ function hostPort(v: unknown, where: string): HostPort {
   return parseHostPort(where, str(v, where));
 }
 
+/** A member's snapshot address when none is given: the peer port + 1 on the peer host (none past
+ * port 65535: every node must be able to read the replicated address back). */
+export function defaultSnapshotAddress(peer: HostPort, where: string): HostPort {
+  if (peer.port === 65535) throw new ConfigError(`${where}.snapshot: required when the peer port is 65535 (the default is the peer port + 1)`);
+  return { host: peer.host, port: peer.port + 1 };
+}
+
 export function parseClusterConfig(doc: unknown): ClusterConfig {
   if (!isObj(doc)) throw new ConfigError('cluster: expected an object');
   checkKeys(doc, ['nodeId', 'clusterId', 'members', 'secretFile', 'tickMs', 'electionTicks', 'bootstrap', 'snapshotEntries', 'catchUpEntries', 'followerHoldMs'], 'cluster');
@@ -83,10 +90,7 @@ export function parseClusterConfig(doc: unknown): ClusterConfig {
     if (ids.has(id)) throw new ConfigError(`${where}: duplicate id ${id}`);
     ids.add(id);
     const peer = hostPort(m.peer, `${where}.peer`);
-    if (m.snapshot === undefined && peer.port === 65535) {
-      throw new ConfigError(`${where}.snapshot: required when the peer port is 65535 (the default is the peer port + 1)`);
-    }
-    const snapshot = m.snapshot !== undefined ? hostPort(m.snapshot, `${where}.snapshot`) : { host: peer.host, port: peer.port + 1 };
+    const snapshot = m.snapshot !== undefined ? hostPort(m.snapshot, `${where}.snapshot`) : defaultSnapshotAddress(peer, where);
     const admin = m.admin !== undefined ? hostPort(m.admin, `${where}.admin`) : undefined;
     return { id, peer, snapshot, admin };
   });
