@@ -227,11 +227,11 @@ export class ClusterAdmin {
       // every node parses the replicated records when it applies them: one it cannot read back (a
       // snapshot port of 65536, the default for peer port 65535) would stop every node, at every
       // restart too (the entry stays in the log). Refused before anything is changed or replicated.
-      const next = new Map(this.o.members).set(id, m);
+      const records = memberRecords(new Map(this.o.members).set(id, m));
       let entry: Uint8Array;
       try {
-        for (const r of memberRecords(next)) memberFromRecord(r);
-        entry = encodeEntry({ kind: 'members', members: memberRecords(next) });
+        for (const r of records) memberFromRecord(r);
+        entry = encodeEntry({ kind: 'members', members: records });
       } catch (e) {
         throw new HttpError(400, `member ${id}: ${(e as Error).message}`);
       }
