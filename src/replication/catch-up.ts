@@ -78,10 +78,6 @@ export class SnapshotServer {
     this.socks.add(sock);
     sock.on('close', () => this.socks.delete(sock));
     sock.on('error', () => undefined);
-    if (this.active >= (this.o.maxStreams ?? 2)) {
-      sock.destroy();
-      return;
-    }
     // connections that never send a hello (anyone who reaches the port) are bounded in number: the
     // oldest makes room, so they can neither pile up nor keep a receiver out
     if (this.pending.size >= MAX_PENDING_HELLOS) {
@@ -123,7 +119,8 @@ export class SnapshotServer {
         sock.destroy();
         return;
       }
-      // (counted again here: connections accepted together all passed the check at accept)
+      // (the stream limit, counted when a stream would start: connections accepted together are
+      // counted one by one here)
       if (this.active >= (this.o.maxStreams ?? 2)) {
         sock.destroy();
         return;
